@@ -1,0 +1,102 @@
+"""One exception hierarchy: every error names a file and line and says what to do next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Documented exit codes (docs/cli.md keeps these in step).
+EXIT_OK = 0
+EXIT_STEP_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INVALID = 3
+EXIT_NEEDS_OPERATOR = 4
+EXIT_INTERRUPTED = 130
+
+
+class RunbookError(Exception):
+    """Base of all runbook errors; carries where it happened and a next step."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.hint = hint
+
+    @property
+    def location(self) -> str:
+        """Return ``file:line`` (or just ``file``), empty when unknown."""
+        if self.path is None:
+            return ""
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+    def __str__(self) -> str:
+        loc = self.location
+        return f"{loc}: {self.message}" if loc else self.message
+
+
+class UsageError(RunbookError):
+    """The command line asked for something impossible."""
+
+    exit_code = EXIT_USAGE
+
+
+class GuideError(RunbookError):
+    """The guide, a snippet or the site configuration is invalid."""
+
+    exit_code = EXIT_INVALID
+
+
+class IncludeError(GuideError):
+    """An include is missing, cyclic or leaves the include root."""
+
+
+class TemplateError(GuideError):
+    """Jinja could not render a page (syntax error, undefined variable)."""
+
+
+class ConfigError(GuideError):
+    """``mkdocs.yml`` or the plugin configuration cannot be used."""
+
+
+class StateError(RunbookError):
+    """The guide's checklist cannot be changed as asked."""
+
+    exit_code = EXIT_INVALID
+
+
+class LockedError(StateError):
+    """Another process holds the guide."""
+
+    exit_code = EXIT_INVALID
+
+
+class ConcurrentEditError(StateError):
+    """The guide changed underneath and the target item is no longer where it was."""
+
+
+class StepFailed(RunbookError):
+    """A step's action failed; the run stops."""
+
+    exit_code = EXIT_STEP_FAILED
+
+
+class NeedsOperator(RunbookError):
+    """A non-interactive run reached something only a person can decide."""
+
+    exit_code = EXIT_NEEDS_OPERATOR
+
+
+class Interrupted(RunbookError):
+    """The operator interrupted the run."""
+
+    exit_code = EXIT_INTERRUPTED
