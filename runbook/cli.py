@@ -1,0 +1,170 @@
+"""The ``runbook`` command: a thin layer over the library; each command calls a few functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from runbook import __version__
+from runbook.errors import EXIT_INVALID, RunbookError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+guide_arg = click.argument("guide", type=click.Path(path_type=Path, dir_okay=True))
+json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+set_opt = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Give a variable or <placeholder> a value (repeatable).",
+)
+
+
+def parse_sets(sets: Sequence[str]) -> dict[str, str]:
+    """Turn ``NAME=VALUE`` options into a mapping."""
+    values: dict[str, str] = {}
+    for item in sets:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise UsageError(f"--set {item!r} is not NAME=VALUE", hint="write --set name=value")
+        values[name.strip().strip("<>")] = value
+    return values
+
+
+def fail(exc: RunbookError) -> None:
+    """Print ``Error: file:line: what happened`` and the next step; exit with its code."""
+    from runbook.report import rel
+
+    loc = f"{rel(exc.path)}:{exc.line}" if exc.path and exc.line else (rel(exc.path) if exc.path else "")
+    click.echo(f"Error: {loc + ': ' if loc else ''}{exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"  next: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def handled(func: F) -> F:
+    """Turn library errors into messages and exit codes, never tracebacks."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RunbookError as exc:
+            fail(exc)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except (BrokenPipeError, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (OSError, UnicodeError) as exc:  # the environment, not the guide
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="runbook")
+def main() -> None:
+    """Run mkdocs-material operations guides, keeping progress in the guide's own checklist.
+
+    Exit codes: 0 done, 1 a step failed, 2 usage error, 3 invalid guide or config,
+    4 stopped waiting for an operator, 130 interrupted.
+    """
+
+
+def _load(guide: Path, sets: Sequence[str] = ()) -> Any:
+    from runbook.guide import load
+
+    return load(guide, sets=parse_sets(sets))
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@main.command("list")
+@guide_arg
+@json_opt
+@set_opt
+@handled
+def list_cmd(guide: Path, as_json: bool, sets: tuple[str, ...]) -> None:
+    """List the steps of GUIDE: what runs, what needs a person, which inputs."""
+    from runbook.report import plan_text, runbook_json
+
+    book = _load(guide, sets)
+    click.echo(json.dumps(runbook_json(book), indent=2) if as_json else plan_text(book))
+
+
+main.add_command(list_cmd, "plan")
+
+
+@main.command("show")
+@guide_arg
+@click.argument("step", type=int)
+@json_opt
+@set_opt
+@handled
+def show_cmd(guide: Path, step: int, as_json: bool, sets: tuple[str, ...]) -> None:
+    """Show step STEP of GUIDE in full: warnings, blocks and where they come from."""
+    from runbook.report import step_json, step_text
+
+    book = _load(guide, sets)
+    found = book.step(step)
+    if found is None:
+        numbers = ", ".join(str(s.number) for s in book.steps) or "none"
+        raise UsageError(f"no step {step} (steps: {numbers})", path=book.path)
+    if as_json:
+        _emit(step_json(found) | {"code": [a.code for a in found.actions]})
+    else:
+        click.echo(step_text(book, found))
+
+
+@main.command("render")
+@guide_arg
+@set_opt
+@click.option("--map", "show_map", is_flag=True, help="Prefix each line with its source file:line.")
+@handled
+def render_cmd(guide: Path, sets: tuple[str, ...], show_map: bool) -> None:
+    """Print GUIDE's markdown after includes, exactly as the site sees it."""
+    from runbook.guide import render_guide
+    from runbook.report import where
+
+    rendered = render_guide(guide, sets=parse_sets(sets))
+    if not show_map:
+        click.echo(rendered.text, nl=not rendered.text.endswith("\n"))
+        return
+    for n, line in enumerate(rendered.text.split("\n")):
+        click.echo(f"{where(rendered.line_map.origin(n))}\t{line}")
+
+
+@main.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), required=True)
+@json_opt
+@click.option("--verbose", "-v", is_flag=True, help="Also print informational notes.")
+@handled
+def lint_cmd(paths: tuple[Path, ...], as_json: bool, verbose: bool) -> None:
+    """Check guides for every problem, with file:line; exit 3 when any is an error."""
+    from runbook.lint import lint_paths
+    from runbook.report import diagnostic_json, diagnostic_text
+
+    result = lint_paths(paths)
+    shown = [d for d in result.diagnostics if verbose or d.level != "info"]
+    if as_json:
+        _emit({"pages": [str(p) for p in result.pages], "diagnostics": [diagnostic_json(d) for d in shown]})
+    else:
+        for diag in shown:
+            click.echo(diagnostic_text(diag))
+        errors = sum(1 for d in result.diagnostics if d.level == "error")
+        warnings = sum(1 for d in result.diagnostics if d.level == "warning")
+        click.echo(f"{len(result.pages)} pages checked: {errors} errors, {warnings} warnings", err=True)
+    if any(d.level == "error" for d in result.diagnostics):
+        sys.exit(EXIT_INVALID)

@@ -1,0 +1,122 @@
+"""Load a guide: find its site, render its includes, parse it into a Runbook.
+
+This is the library entry point the CLI, the executor, the benchmarks and the MkDocs plugin
+share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runbook.errors import GuideError, UsageError
+from runbook.model import Rendered, Runbook
+from runbook.render import Renderer, split_front_matter
+from runbook.site import Site, load_site
+
+MAX_GUIDE_BYTES = 64 * 1024 * 1024
+
+
+def read_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
+    """Return (front matter, body, 1-based line of the body) of a page."""
+    raw, body, first = split_front_matter(text)
+    if not raw:
+        return {}, body, first
+    import yaml
+
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        raise GuideError(
+            f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}",
+            path=path,
+            line=line,
+            hint="fix the YAML between the --- lines",
+        ) from None
+    if data is None:
+        return {}, body, first
+    if not isinstance(data, dict):
+        raise GuideError("front matter must be a YAML mapping", path=path, line=2)
+    return data, body, first
+
+
+def page_variables(
+    site: Site, meta: Mapping[str, Any], sets: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return the Jinja variables of a page: ``extra:``, then front matter, then ``--set``."""
+    variables: dict[str, Any] = dict(site.extra)
+    variables.update(meta)
+    variables["page"] = {"meta": dict(meta), "title": meta.get("title", "")}
+    variables.update(sets or {})
+    return variables
+
+
+def read_guide(path: Path) -> str:
+    """Read a guide file as text, with clear errors for what is not a readable guide."""
+    try:
+        if path.is_dir():
+            raise UsageError(
+                "is a folder, not a guide", path=path, hint="name a markdown file inside it"
+            )
+        size = path.stat().st_size
+        if size > MAX_GUIDE_BYTES:
+            raise GuideError(
+                f"is {size // (1024 * 1024)} MB, larger than a guide can be",
+                path=path,
+                hint="split it into pages",
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError("no such file", path=path, hint="check the guide's path") from None
+    except PermissionError:
+        raise UsageError("permission denied", path=path, hint="check the file's mode") from None
+    except OSError as exc:
+        raise GuideError(f"cannot read: {exc.strerror}", path=path) from None
+    return Renderer.decode_bytes(data, path)
+
+
+def render_guide(
+    path: Path,
+    *,
+    site: Site | None = None,
+    sets: Mapping[str, str] | None = None,
+    renderer: Renderer | None = None,
+) -> Rendered:
+    """Render ``path`` with its includes, as the site renders it."""
+    path = path.absolute()
+    site = site or load_site(path)
+    text = read_guide(path)
+    meta, body, first = read_front_matter(text, path)
+    renderer = renderer or Renderer(site.include_dir)
+    rendered = renderer.render(body, path, first_line=first, variables=page_variables(site, meta, sets))
+    return Rendered(
+        path=rendered.path,
+        text=rendered.text,
+        line_map=rendered.line_map,
+        includes=rendered.includes,
+        front_matter=meta,
+    )
+
+
+def load(
+    path: str | Path,
+    *,
+    sets: Mapping[str, str] | None = None,
+    site: Site | None = None,
+    renderer: Renderer | None = None,
+) -> Runbook:
+    """Load a guide into a Runbook; raise a GuideError (with file:line) when it cannot."""
+    from runbook.parse import build
+
+    path = Path(path).absolute()
+    site = site or load_site(path)
+    rendered = render_guide(path, site=site, sets=sets, renderer=renderer)
+    inputs = dict(site.inputs)
+    meta_inputs = rendered.front_matter.get("inputs")
+    if isinstance(meta_inputs, Mapping):
+        inputs.update({str(k): str(v) for k, v in meta_inputs.items()})
+    inputs.update(sets or {})
+    return build(rendered, inputs=inputs)

@@ -1,0 +1,82 @@
+"""Check guides for every problem before anything runs (``runbook lint``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from runbook.errors import RunbookError
+from runbook.model import Diagnostic, Origin
+from runbook.render import Renderer
+from runbook.site import Site, load_site
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """What lint found."""
+
+    pages: tuple[Path, ...]
+    """Every page checked."""
+    diagnostics: tuple[Diagnostic, ...]
+    """Every problem, in page order."""
+
+
+def is_snippet(path: Path, site: Site) -> bool:
+    """Tell whether ``path`` is an include snippet rather than a page."""
+    if path.name.startswith("_"):
+        return True
+    if site.include_dir != site.docs_dir:
+        try:
+            path.resolve().relative_to(site.include_dir.resolve())
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def pages_under(path: Path) -> Iterator[Path]:
+    """Yield the markdown pages at ``path`` (a file, or a folder searched recursively)."""
+    if path.is_dir():
+        site = load_site(path / "index.md")
+        for page in sorted(path.rglob("*.md")):
+            if any(part.startswith(".") for part in page.relative_to(path).parts):
+                continue
+            if not is_snippet(page, site):
+                yield page
+    else:
+        yield path
+
+
+def error_diagnostic(exc: RunbookError) -> Diagnostic:
+    """Turn a raised error into a diagnostic."""
+    origin = Origin(Path(exc.path), exc.line or 1) if exc.path else None
+    return Diagnostic("error", origin, exc.message, type(exc).__name__, exc.hint or "")
+
+
+def lint_paths(paths: Iterable[Path]) -> LintResult:
+    """Lint every page under ``paths``."""
+    from runbook.guide import load
+
+    pages: list[Path] = []
+    diagnostics: list[Diagnostic] = []
+    renderers: dict[Path, Renderer] = {}
+    for given in paths:
+        try:
+            found = list(pages_under(given))
+        except RunbookError as exc:
+            diagnostics.append(error_diagnostic(exc))
+            continue
+        for page in found:
+            pages.append(page)
+            try:
+                site = load_site(page)
+                renderer = renderers.get(site.include_dir)
+                if renderer is None:
+                    renderer = renderers[site.include_dir] = Renderer(site.include_dir)
+                book = load(page, site=site, renderer=renderer)
+            except RunbookError as exc:
+                diagnostics.append(error_diagnostic(exc))
+                continue
+            diagnostics.extend(book.diagnostics)
+    return LintResult(tuple(pages), tuple(diagnostics))

@@ -1,0 +1,267 @@
+"""The runbook model: what a guide says, frozen, shared by the CLI, the executor and the site."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ActionKind = Literal["run", "suggested", "shown"]
+Level = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A place in a source file."""
+
+    path: Path
+    """The file, as given or resolved (a guide or a snippet)."""
+    line: int
+    """1-based line number in that file."""
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    def display(self, base: Path | None = None) -> str:
+        """Return ``path:line`` with the path relative to ``base`` when possible."""
+        path = self.path
+        if base is not None:
+            try:
+                path = path.relative_to(base)
+            except ValueError:
+                pass
+        return f"{path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A problem or observation about a guide, located at a file and line."""
+
+    level: Level
+    """``error`` stops lint and exec; ``warning`` and ``info`` are reported only."""
+    origin: Origin | None
+    """Where the problem is, when it has a place."""
+    message: str
+    """What is wrong, in one sentence."""
+    code: str = ""
+    """A short stable identifier (``step-without-item``), for filtering."""
+    hint: str = ""
+    """What to do about it."""
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A ``<name>`` input found in a command."""
+
+    name: str
+    """The name between the angle brackets."""
+    secret: bool
+    """Whether the value must never be echoed, logged or written."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An ``expect``/``send`` pair declared on a block."""
+
+    expect: str
+    """Text the command prints when it waits for input."""
+    send: str
+    """What to type in reply (may hold ``<placeholders>``)."""
+
+
+@dataclass(frozen=True)
+class TabRef:
+    """A content tab enclosing an action."""
+
+    label: str
+    """The tab's label, e.g. ``mysqldump``."""
+    group: Origin
+    """The first tab of the set of alternatives this tab belongs to."""
+
+
+@dataclass(frozen=True)
+class Admonition:
+    """An admonition (``!!! warning``) inside a step."""
+
+    kind: str
+    """Its type: ``warning``, ``danger``, ``note``, ``todo`` …"""
+    title: str
+    """Its title, or empty."""
+    text: str
+    """Its body markdown, dedented."""
+    origin: Origin
+    """Where it starts."""
+    tabs: tuple[TabRef, ...] = ()
+    """Enclosing content tabs, outermost first."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """A code block inside a step: run, offered to the operator, or only shown."""
+
+    kind: ActionKind
+    """``run`` (marked ``.run``), ``suggested`` (shell-looking) or ``shown``."""
+    lang: str
+    """The info string's language, or ``""`` (indented blocks have none)."""
+    code: str
+    """The block's content as rendered (includes expanded), without fences."""
+    origin: Origin
+    """The first line of the block (its opening fence) in its own file."""
+    fenced: bool
+    """Whether it was a fenced block (else indented)."""
+    attrs: tuple[tuple[str, str], ...] = ()
+    """Attributes from ``{ .run key="value" }``, in order, classes as ``("class", …)``."""
+    tabs: tuple[TabRef, ...] = ()
+    """Enclosing content tabs, outermost first."""
+    admonitions: tuple[str, ...] = ()
+    """Kinds of the enclosing admonitions, outermost first."""
+    host: str = "local"
+    """The host the block targets (``host="…"``), ``local`` for this machine."""
+    expects_output: bool = False
+    """Whether it is a ``$ `` block whose output lines are checked."""
+    placeholders: tuple[Placeholder, ...] = ()
+    """``<name>`` inputs the commands use, in order of first use."""
+    timeout: float | None = None
+    """Seconds before the block is stopped (``timeout="…"``), or the run's default."""
+    answers: tuple[Answer, ...] = ()
+    """Declared replies to prompts (``expect``/``send`` pairs)."""
+
+    def attr(self, name: str) -> str | None:
+        """Return attribute ``name``, or None."""
+        for key, value in self.attrs:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def executable(self) -> bool:
+        """Whether the block may be run (now or after a yes)."""
+        return self.kind != "shown"
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """A task-list item (``* [ ] 3. Take a backup``)."""
+
+    text: str
+    """The item's text after the checkbox, trimmed."""
+    checked: bool
+    """Whether its box is ticked in the file."""
+    origin: Origin
+    """Its line in its own file (the guide, or a snippet for sub-checks)."""
+    number: int | None
+    """The leading step number of the text (``3.``), if any."""
+    in_guide: bool
+    """Whether it is in the guide file itself (only those are ever written)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """A numbered step of the guide."""
+
+    number: int
+    """The step number from the heading or checklist."""
+    title: str
+    """The heading text without its number (or the checklist text)."""
+    origin: Origin
+    """Where the step's heading (or, lacking one, its checklist item) is."""
+    level: int
+    """Heading level (2 for ``##``); 0 when the step exists only in the checklist."""
+    item: CheckItem | None
+    """The overview checklist item bound to this step by number."""
+    actions: tuple[Action, ...] = ()
+    """Code blocks in document order, includes expanded."""
+    admonitions: tuple[Admonition, ...] = ()
+    """Admonitions in document order."""
+    subchecks: tuple[CheckItem, ...] = ()
+    """Task-list items inside the step: shown, never written."""
+    body: str = ""
+    """The step's rendered markdown (heading excluded)."""
+    end_line: int = 0
+    """The rendered line after the step's last line (0-based, exclusive)."""
+
+    @property
+    def checked(self) -> bool:
+        """Whether the guide records this step as done."""
+        return self.item is not None and self.item.checked
+
+    @property
+    def manual(self) -> bool:
+        """Whether no block of the step can be run: a person does it."""
+        return not any(a.executable for a in self.actions)
+
+
+@dataclass(frozen=True)
+class LineMap:
+    """Maps each line of the rendered text back to its source file and line."""
+
+    paths: tuple[Path, ...]
+    """Source files, indexed by the entries of ``lines``."""
+    lines: tuple[tuple[int, int], ...]
+    """Per rendered line (0-based): index into ``paths`` and the 1-based source line."""
+
+    def origin(self, rendered_line: int) -> Origin:
+        """Return the source of 0-based ``rendered_line`` (clamped to the text)."""
+        if not self.lines:
+            return Origin(self.paths[0], 1)
+        idx = min(max(rendered_line, 0), len(self.lines) - 1)
+        file_idx, line = self.lines[idx]
+        return Origin(self.paths[file_idx], line)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A guide after Jinja rendering, with its line map."""
+
+    path: Path
+    """The guide file."""
+    text: str
+    """The markdown as the site sees it (front matter kept out)."""
+    line_map: LineMap
+    """Where each line of ``text`` came from."""
+    includes: tuple[Path, ...] = ()
+    """Every file included, in first-use order."""
+    front_matter: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+    """The page's YAML front matter."""
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """A loaded guide: its steps, inputs and what was found wrong."""
+
+    path: Path
+    """The guide file."""
+    title: str
+    """The page's first heading, or the file name."""
+    steps: tuple[Step, ...]
+    """Steps in order."""
+    checklist: tuple[CheckItem, ...]
+    """The overview checklist (in the guide file), in order."""
+    diagnostics: tuple[Diagnostic, ...]
+    """Problems and observations, in document order."""
+    rendered: Rendered
+    """The rendered text and its line map."""
+
+    @property
+    def inputs(self) -> tuple[Placeholder, ...]:
+        """Every placeholder the executable blocks use, once, in order of first use."""
+        seen: dict[str, Placeholder] = {}
+        for step in self.steps:
+            for action in step.actions:
+                if not action.executable:
+                    continue
+                for ph in action.placeholders:
+                    seen.setdefault(ph.name, ph)
+        return tuple(seen.values())
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        """Diagnostics of level ``error``."""
+        return tuple(d for d in self.diagnostics if d.level == "error")
+
+    def step(self, number: int) -> Step | None:
+        """Return step ``number``, or None."""
+        for step in self.steps:
+            if step.number == number:
+                return step
+        return None

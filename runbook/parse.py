@@ -1,0 +1,897 @@
+"""Parse rendered guide markdown into the runbook model (markdown-it-py is imported here only)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
+from markdown_it.token import Token
+from mdit_py_plugins.attrs.parse import ParseError as AttrsParseError
+from mdit_py_plugins.attrs.parse import parse as parse_attrs
+
+from runbook.model import (
+    Action,
+    ActionKind,
+    Admonition,
+    Answer,
+    CheckItem,
+    Diagnostic,
+    Level,
+    Origin,
+    Placeholder,
+    Rendered,
+    Runbook,
+    Step,
+    TabRef,
+)
+
+SHELL_LANGS = frozenset(
+    {"bash", "sh", "shell", "console", "zsh", "ksh", "shell-session", "sh-session", "terminal"}
+)
+RUN_OPTIONS = frozenset({"host", "timeout", "title", "linenums", "hl_lines", "id"})
+# Highlight options superfences accepts without braces (```yaml title="x").
+FENCE_OPTIONS = frozenset(
+    {"title", "linenums", "hl_lines", "anchor_linenums", "line_spans", "linenums_style"}
+)
+_ANSWER_RE = re.compile(r"^(expect|send)(\d*)$")
+_STEP_HEADING_RE = re.compile(
+    r"^\s*(?:step\s*(?P<a>\d+)\b\s*[.:)\-\u2013\u2014]?\s*|(?P<b>\d+)(?![.\d]\d)\s*[.:)]\s*)(?P<title>.*)$",
+    re.I,
+)
+_TASK_RE = re.compile(r"^\[([ xX])\](?:[ \t]+|$)")
+_PLACEHOLDER_RE = re.compile(r"(?<![<\w])<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
+_SECRET_RE = re.compile(
+    r"pass(word|wd|phrase)?|pwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credential",
+    re.I,
+)
+_CONTAINER_RE = re.compile(
+    r"^(?P<marker>!!!|\?\?\?\+?|===[!+]*)(?:[ \t]+(?P<kind>[\w-]+(?:[ \t]+[\w-]+)*))?"
+    r'(?:[ \t]*"(?P<title>[^"]*)")?[ \t]*$'
+)
+_FENCE_INFO_RE = re.compile(
+    r"""^\.?(?P<lang>[\w#.+-]+)?(?:(?:[ \t]+|^)\{(?P<attrs>.*)\}|(?P<options>(?:[ \t]+[A-Za-z]\w*=(?:"[^"]*"|'[^']*'))*))[ \t]*$"""
+)
+_FILEISH_TITLE_RE = re.compile(r"^[~/.]|^\S+\.\w{1,6}$")
+_COMMAND_WORDS = frozenset(
+    [
+        "sudo",
+        "cd",
+        "ls",
+        "cp",
+        "mv",
+        "rm",
+        "mkdir",
+        "rmdir",
+        "cat",
+        "echo",
+        "printf",
+        "systemctl",
+        "service",
+        "apt",
+        "apt-get",
+        "yum",
+        "dnf",
+        "mysql",
+        "mysqldump",
+        "mysqladmin",
+        "psql",
+        "pg_dump",
+        "pg_restore",
+        "curl",
+        "wget",
+        "tar",
+        "gzip",
+        "gunzip",
+        "zcat",
+        "scp",
+        "rsync",
+        "ssh",
+        "chown",
+        "chmod",
+        "ln",
+        "docker",
+        "kubectl",
+        "git",
+        "java",
+        "export",
+        "tail",
+        "journalctl",
+        "grep",
+        "sed",
+        "awk",
+        "find",
+        "touch",
+        "unzip",
+        "zip",
+        "ps",
+        "kill",
+        "pkill",
+        "ufw",
+        "certbot",
+        "nginx",
+        "python",
+        "python3",
+        "pip",
+        "pip3",
+        "bash",
+        "sh",
+        "source",
+        ".",
+        "openssl",
+        "tee",
+        "head",
+        "less",
+        "df",
+        "du",
+        "free",
+        "ping",
+        "nc",
+        "diff",
+        "crontab",
+        "usermod",
+        "useradd",
+        "id",
+        "whoami",
+        "hostnamectl",
+        "timedatectl",
+        "reboot",
+        "shutdown",
+        "dpkg",
+        "snap",
+        "add-apt-repository",
+        "sleep",
+        "test",
+        "set",
+        "unset",
+        "env",
+        "which",
+        "install",
+        "make",
+        "npm",
+        "node",
+        "mvn",
+        "gradle",
+        "sha256sum",
+        "md5sum",
+        "stat",
+        "date",
+        "wc",
+        "sort",
+        "uniq",
+        "xargs",
+        "read",
+        "exit",
+    ]
+)
+
+
+# -- markdown-it container rule (admonitions and content tabs) -----------------------------
+
+
+def _container_rule(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """Parse ``!!! kind "title"`` / ``??? kind`` / ``=== "Label"`` blocks with their content.
+
+    Python-Markdown ends such a block at the first non-blank line indented less than its
+    content, never at blank lines, so fences with blank lines stay inside.
+    """
+    if state.sCount[start] - state.blkIndent >= 4:
+        return False
+    pos = state.bMarks[start] + state.tShift[start]
+    line = state.src[pos : state.eMarks[start]]
+    if not line or line[0] not in "!?=":
+        return False
+    match = _CONTAINER_RE.match(line)
+    if not match:
+        return False
+    marker = match.group("marker")
+    is_tab = marker.startswith("===")
+    if is_tab and match.group("title") is None:
+        return False
+    if not is_tab and not match.group("kind"):
+        return False
+    if silent:
+        return True
+    content_indent = state.sCount[start] + 4
+    last = start
+    nxt = start + 1
+    while nxt < end:
+        if state.isEmpty(nxt):
+            nxt += 1
+            continue
+        if state.sCount[nxt] < content_indent:
+            break
+        last = nxt
+        nxt += 1
+    stop = last + 1
+    old = (state.parentType, state.lineMax, state.blkIndent)
+    name = "tab" if is_tab else "admonition"
+    token = state.push(f"{name}_open", "div", 1)
+    token.markup = marker
+    token.map = [start, stop]
+    token.meta = {
+        "kind": (match.group("kind") or "").split(" ")[0].lower(),
+        "title": match.group("title") or "",
+        "new_group": "!" in marker,
+    }
+    state.parentType = "blockquote"  # lets nested blocks interrupt paragraphs as they should
+    state.lineMax = stop
+    state.blkIndent = content_indent
+    state.md.block.tokenize(state, start + 1, stop)
+    state.push(f"{name}_close", "div", -1)
+    state.parentType, state.lineMax, state.blkIndent = old
+    state.line = stop
+    return True
+
+
+def make_parser() -> MarkdownIt:
+    """Return a markdown-it parser that reads pages the way mkdocs-material renders them."""
+    md = MarkdownIt("commonmark").enable("table")
+    md.block.ruler.before(
+        "fence",
+        "runbook_container",
+        _container_rule,
+        {"alt": ["paragraph", "reference", "blockquote", "list"]},
+    )
+    return md
+
+
+_PARSER: MarkdownIt | None = None
+
+
+def _parser() -> MarkdownIt:
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = make_parser()
+    return _PARSER
+
+
+# -- the walk -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Heading:
+    line: int
+    level: int
+    text: str
+    number: int | None
+    title: str
+    top: bool  # not inside an admonition or tab
+
+
+@dataclass
+class _Found:
+    """Everything the walk collects, positioned by rendered line."""
+
+    headings: list[_Heading] = field(default_factory=list)
+    actions: list[tuple[int, Action]] = field(default_factory=list)
+    admonitions: list[tuple[int, Admonition]] = field(default_factory=list)
+    tasks: list[tuple[int, CheckItem]] = field(default_factory=list)
+
+
+class _Walker:
+    def __init__(
+        self,
+        rendered: Rendered,
+        guide: Path,
+        lines: list[str],
+        diagnostics: list[Diagnostic],
+    ) -> None:
+        self.rendered = rendered
+        self.guide = guide
+        self.lines = lines
+        self.diag = diagnostics
+        self.found = _Found()
+
+    def origin(self, line: int) -> Origin:
+        return self.rendered.line_map.origin(line)
+
+    def report(self, level: Level, line: int, message: str, code: str, hint: str = "") -> None:
+        self.diag.append(Diagnostic(level, self.origin(line), message, code, hint))
+
+    def walk(self, tokens: list[Token]) -> _Found:
+        # Open containers, outermost first: ("tab", TabRef) or ("admonition", kind).
+        stack: list[tuple[str, TabRef | str]] = []
+        closed_group: Origin | None = None  # group of a tab that closed just before
+        for i, tok in enumerate(tokens):
+            if tok.type == "tab_open":
+                assert tok.map is not None
+                # Tabs directly following each other are one set of alternatives.
+                group = closed_group
+                if group is None or tok.meta.get("new_group"):
+                    group = self.origin(tok.map[0])
+                stack.append(("tab", TabRef(tok.meta["title"], group)))
+            elif tok.type == "tab_close":
+                _, ref = stack.pop()
+                assert isinstance(ref, TabRef)
+                closed_group = ref.group
+                continue
+            elif tok.type == "admonition_open":
+                self._admonition(tok, stack)
+                stack.append(("admonition", tok.meta["kind"]))
+            elif tok.type == "admonition_close":
+                stack.pop()
+            elif tok.type == "heading_open":
+                self._heading(tok, tokens[i + 1], top=not stack)
+            elif tok.type == "list_item_open":
+                self._task(tokens, i)
+            elif tok.type in ("fence", "code_block"):
+                self._code(tok, stack)
+            closed_group = None
+        return self.found
+
+    def _tabs(self, stack: list[tuple[str, TabRef | str]]) -> tuple[TabRef, ...]:
+        return tuple(ref for kind, ref in stack if kind == "tab" and isinstance(ref, TabRef))
+
+    def _heading(self, tok: Token, inline: Token, *, top: bool) -> None:
+        assert tok.map is not None
+        text = inline.content.strip()
+        match = _STEP_HEADING_RE.match(text)
+        number = int(match.group("a") or match.group("b")) if match else None
+        title = match.group("title").strip() if match else text
+        self.found.headings.append(
+            _Heading(tok.map[0], int(tok.tag[1]), text, number, title or text, top)
+        )
+
+    def _task(self, tokens: list[Token], i: int) -> None:
+        # The item's first block must be a paragraph starting with "[ ]".
+        if i + 2 >= len(tokens) or tokens[i + 1].type != "paragraph_open":
+            return
+        inline = tokens[i + 2]
+        match = _TASK_RE.match(inline.content)
+        if not match or inline.map is None:
+            return
+        text = inline.content[match.end() :].split("\n", 1)[0].strip()
+        origin = self.origin(inline.map[0])
+        num = re.match(r"^(\d+)[.)]\s", text + " ")
+        number = int(num.group(1)) if num else None
+        item = CheckItem(
+            text=text,
+            checked=match.group(1) != " ",
+            origin=origin,
+            number=number,
+            in_guide=origin.path == self.guide,
+        )
+        self.found.tasks.append((inline.map[0], item))
+
+    def _admonition(self, tok: Token, stack: list[tuple[str, TabRef | str]]) -> None:
+        assert tok.map is not None
+        start, stop = tok.map
+        body = "\n".join(_dedent(self.lines[start + 1 : stop], 4)).strip("\n")
+        kind = tok.meta["kind"]
+        adm = Admonition(
+            kind=kind,
+            title=tok.meta["title"],
+            text=body,
+            origin=self.origin(start),
+            tabs=self._tabs(stack),
+        )
+        self.found.admonitions.append((start, adm))
+
+    def _code(self, tok: Token, stack: list[tuple[str, TabRef | str]]) -> None:
+        assert tok.map is not None
+        line = tok.map[0]
+        fenced = tok.type == "fence"
+        code = tok.content
+        admonitions = tuple(str(ref) for kind, ref in stack if kind == "admonition")
+        tabs = self._tabs(stack)
+        info = tok.info.strip() if fenced else ""
+        lang, attrs, classes = self._info(info, line) if fenced else ("", (), ())
+        if fenced:
+            self._check_closed(tok)
+        elif code.lstrip().startswith(("```", "~~~")):
+            self.report(
+                "error",
+                line,
+                "a fence here is indented too deep and renders as literal text with backticks",
+                "misindented-fence",
+                "indent content of a tab or admonition by exactly 4 spaces more than its "
+                "=== / !!! line",
+            )
+        kind = self._kind(lang, attrs, classes, code, fenced, line)
+        prompt = _prompt_lines(code)
+        host = dict(attrs).get("host", "local") or "local"
+        timeout = self._timeout(dict(attrs).get("timeout"), line) if kind == "run" else None
+        answers = self._answers(attrs, line) if kind == "run" else ()
+        commands = "\n".join(c for c, _ in prompt) if prompt else code
+        placeholders = _placeholders(commands + "".join("\n" + a.send for a in answers))
+        action = Action(
+            kind=kind,
+            lang=lang,
+            code=code,
+            origin=self.origin(line),
+            fenced=fenced,
+            attrs=attrs,
+            tabs=tabs,
+            admonitions=admonitions,
+            host=host,
+            expects_output=bool(prompt) and kind != "shown",
+            placeholders=placeholders if kind != "shown" else (),
+            timeout=timeout,
+            answers=answers,
+        )
+        self.found.actions.append((line, action))
+
+    def _check_closed(self, tok: Token) -> None:
+        assert tok.map is not None
+        last = self.lines[tok.map[1] - 1].strip() if tok.map[1] - 1 < len(self.lines) else ""
+        markup = tok.markup
+        closed = (
+            tok.map[1] - tok.map[0] >= 2
+            and last.startswith(markup[0] * len(markup))
+            and not last.strip(markup[0])
+        )
+        if not closed:
+            self.report(
+                "error",
+                tok.map[0],
+                f"code fence {markup} opened here is never closed; it swallows the rest of "
+                "the page",
+                "unclosed-fence",
+                f"add a closing {markup} line at the same indentation",
+            )
+
+    def _info(
+        self, info: str, line: int
+    ) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]:
+        if not info:
+            return "", (), ()
+        match = _FENCE_INFO_RE.match(info)
+        lang = info.split("{", 1)[0].split()[0] if info.split() else ""
+        if not match or (
+            match.group("options")
+            and any(
+                key not in FENCE_OPTIONS
+                for key in re.findall(r"([A-Za-z]\w*)=", match.group("options"))
+            )
+        ):
+            self.report(
+                "error",
+                line,
+                f"fence info string {info!r} is not a code fence for Python-Markdown: the page "
+                "will render it as text and swallow the next block",
+                "bad-fence-info",
+                'write it as ```bash { .run key="value" } (a space before the braces, values in '
+                "double quotes)",
+            )
+            return lang.lstrip("."), (), ()
+        lang = (match.group("lang") or "").lstrip(".")
+        attrs: list[tuple[str, str]] = []
+        classes: tuple[str, ...] = ()
+        if match.group("attrs") is not None:
+            try:
+                _, parsed = parse_attrs("{" + match.group("attrs") + "}")
+            except AttrsParseError as exc:
+                self.report(
+                    "error",
+                    line,
+                    f"cannot read the attributes {{{match.group('attrs')}}}: {exc}",
+                    "bad-fence-attrs",
+                    'use { .run key="value" } with double-quoted values',
+                )
+                return lang, (), ()
+            for key, value in parsed.items():
+                if key == "class":
+                    classes = tuple(value.split())
+                    attrs.extend(("class", c) for c in classes)
+                else:
+                    attrs.append((key, value))
+            if not lang:
+                # ```{ .bash .run } puts the language first among the classes
+                first = next((c for c in classes if c != "run"), "")
+                if first:
+                    lang = first
+        elif match.group("options"):
+            for key, _, value in re.findall(r"""([A-Za-z]\w*)=("([^"]*)"|'([^']*)')""", info):
+                attrs.append((key, value.strip("\"'")))
+        return lang, tuple(attrs), classes
+
+    def _kind(
+        self,
+        lang: str,
+        attrs: tuple[tuple[str, str], ...],
+        classes: tuple[str, ...],
+        code: str,
+        fenced: bool,
+        line: int,
+    ) -> ActionKind:
+        if "run" in classes:
+            if lang and lang.lower() not in SHELL_LANGS:
+                self.report(
+                    "error",
+                    line,
+                    f"a {lang} block is marked .run but only shell blocks can run",
+                    "run-not-shell",
+                    "remove .run, or make it a bash block",
+                )
+                return "shown"
+            for key, _ in attrs:
+                if key == "class" or key in RUN_OPTIONS or _ANSWER_RE.match(key):
+                    continue
+                close = difflib.get_close_matches(key, [*RUN_OPTIONS, "expect", "send"], n=1)
+                self.report(
+                    "error",
+                    line,
+                    f"unknown .run option {key!r}"
+                    + (f" (did you mean {close[0]!r}?)" if close else ""),
+                    "unknown-run-option",
+                    "known options: host, timeout, expect/send (expect2/send2, …), title",
+                )
+            return "run"
+        title = dict(attrs).get("title", "")
+        if title and _FILEISH_TITLE_RE.match(title):
+            return "shown"  # a file's contents, titled with its path
+        if lang.lower() in SHELL_LANGS:
+            return "suggested"
+        if not lang and _looks_like_commands(code):
+            return "suggested"
+        return "shown"
+
+    def _timeout(self, value: str | None, line: int) -> float | None:
+        if value is None:
+            return None
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", value)
+        if not match:
+            self.report(
+                "error",
+                line,
+                f"timeout {value!r} is not a duration",
+                "bad-timeout",
+                'write timeout="900" (seconds) or "15m"',
+            )
+            return None
+        scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+        return float(match.group(1)) * scale
+
+    def _answers(self, attrs: tuple[tuple[str, str], ...], line: int) -> tuple[Answer, ...]:
+        expects: dict[str, str] = {}
+        sends: dict[str, str] = {}
+        for key, value in attrs:
+            match = _ANSWER_RE.match(key)
+            if match:
+                (expects if match.group(1) == "expect" else sends)[match.group(2)] = value
+        answers = []
+        for suffix in sorted(set(expects) | set(sends), key=lambda s: int(s or 1)):
+            if suffix not in expects or suffix not in sends:
+                have = "expect" if suffix in expects else "send"
+                miss = "send" if have == "expect" else "expect"
+                self.report(
+                    "error",
+                    line,
+                    f"{have}{suffix} has no matching {miss}{suffix}",
+                    "unpaired-answer",
+                    f'add {miss}{suffix}="…"',
+                )
+                continue
+            answers.append(Answer(expect=expects[suffix], send=sends[suffix]))
+        return tuple(answers)
+
+
+def _dedent(lines: list[str], width: int) -> list[str]:
+    out = []
+    for line in lines:
+        expanded = line.expandtabs(4)
+        strip = len(expanded) - len(expanded.lstrip(" "))
+        out.append(expanded[min(strip, width) :])
+    return out
+
+
+def _prompt_lines(code: str) -> list[tuple[str, list[str]]]:
+    """Split a ``$ `` block into (command, expected output lines); [] if not one."""
+    lines = code.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    first = next((ln for ln in lines if ln.strip()), "")
+    if not first.lstrip().startswith("$ "):
+        return []
+    out: list[tuple[str, list[str]]] = []
+    for ln in lines:
+        stripped = ln.lstrip()
+        if stripped.startswith("$ "):
+            out.append((stripped[2:], []))
+        elif stripped.startswith("> ") and out and not out[-1][1]:
+            out[-1] = (out[-1][0] + "\n" + stripped[2:], [])
+        elif out:
+            out[-1][1].append(ln)
+    return out
+
+
+def _looks_like_commands(code: str) -> bool:
+    first = next((ln.strip() for ln in code.split("\n") if ln.strip()), "")
+    if not first or first.startswith("#!"):
+        return bool(first)
+    if first.startswith("$ "):
+        return True
+    if re.match(r"^[\w.-]+\s*[=:]\s", first) or first.startswith(("<", "{", "[", "-", "#")):
+        return False
+    word = first.split()[0]
+    return (
+        word in _COMMAND_WORDS
+        or word.startswith(("./", "/", "~/"))
+        or bool(re.match(r"^[A-Z_][A-Z0-9_]*=\S", first))
+    )
+
+
+def _placeholders(code: str) -> tuple[Placeholder, ...]:
+    seen: dict[str, Placeholder] = {}
+    for match in _PLACEHOLDER_RE.finditer(code):
+        name = match.group(1)
+        if name.lower() in _HTML_TAGS:
+            continue
+        seen.setdefault(name, Placeholder(name, is_secret(name)))
+    return tuple(seen.values())
+
+
+_HTML_TAGS = frozenset(
+    [
+        "a",
+        "b",
+        "i",
+        "p",
+        "br",
+        "hr",
+        "em",
+        "div",
+        "span",
+        "code",
+        "pre",
+        "strong",
+        "small",
+        "sup",
+        "sub",
+        "li",
+        "ul",
+        "ol",
+        "table",
+        "tr",
+        "td",
+        "th",
+    ]
+)
+
+
+def is_secret(name: str) -> bool:
+    """Tell whether a placeholder names a secret (password, token, key …)."""
+    return bool(_SECRET_RE.search(name))
+
+
+# -- steps ----------------------------------------------------------------------------------
+
+
+def _step_level(headings: list[_Heading], numbers: set[int]) -> int | None:
+    """Pick the heading level whose numbered headings are the guide's steps."""
+    by_level: dict[int, set[int]] = {}
+    for h in headings:
+        if h.number is not None and h.top:
+            by_level.setdefault(h.level, set()).add(h.number)
+    if not by_level:
+        return None
+    if numbers:
+        return max(by_level, key=lambda lvl: (len(by_level[lvl] & numbers), -lvl))
+    return min(by_level)
+
+
+def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Runbook:
+    """Parse a rendered page into a Runbook."""
+    text = rendered.text
+    lines = text.split("\n")
+    diagnostics: list[Diagnostic] = []
+    walker = _Walker(rendered, rendered.path, lines, diagnostics)
+    found = walker.walk(_parser().parse(text))
+    headings = found.headings
+
+    # The overview checklist: numbered items in the guide file itself, outside any step.
+    candidates = [(ln, it) for ln, it in found.tasks if it.in_guide and it.number is not None]
+    level = _step_level(headings, {it.number for _, it in candidates if it.number is not None})
+    step_heads = [
+        h
+        for h in headings
+        if level is not None and h.top and h.level == level and h.number is not None
+    ]
+
+    def section_end(h: _Heading) -> int:
+        for other in headings:
+            if other.line > h.line and other.top and other.level <= h.level:
+                return other.line
+        return len(lines)
+
+    ranges = [(h, h.line, section_end(h)) for h in step_heads]
+
+    def step_of(line: int) -> int | None:
+        for idx, (_, start, stop) in enumerate(ranges):
+            if start <= line < stop:
+                return idx
+        return None
+
+    overview = [(ln, it) for ln, it in candidates if step_of(ln) is None]
+    checklist = tuple(it for _, it in overview)
+    items_by_number: dict[int, CheckItem] = {}
+    for ln, it in overview:
+        assert it.number is not None
+        if it.number in items_by_number:
+            walker.report(
+                "error",
+                ln,
+                f"checklist item {it.number} appears twice",
+                "duplicate-item",
+                "number each overview item once",
+            )
+        else:
+            items_by_number[it.number] = it
+
+    steps: list[Step] = []
+    seen_numbers: set[int] = set()
+    for idx, (h, start, stop) in enumerate(ranges):
+        assert h.number is not None
+        if h.number in seen_numbers:
+            walker.report(
+                "error",
+                start,
+                f"step number {h.number} is used twice",
+                "duplicate-step",
+                "renumber the step headings",
+            )
+        seen_numbers.add(h.number)
+        actions = tuple(a for ln, a in found.actions if step_of(ln) == idx)
+        adms = tuple(a for ln, a in found.admonitions if step_of(ln) == idx)
+        subs = tuple(it for ln, it in found.tasks if step_of(ln) == idx)
+        item = items_by_number.get(h.number)
+        steps.append(
+            Step(
+                number=h.number,
+                title=h.title,
+                origin=walker.origin(start),
+                level=h.level,
+                item=item,
+                actions=actions,
+                admonitions=adms,
+                subchecks=subs,
+                body="\n".join(lines[start + 1 : stop]).strip("\n"),
+                end_line=stop,
+            )
+        )
+        if item is None and items_by_number:
+            walker.report(
+                "error",
+                start,
+                f"step {h.number} has no item in the overview checklist",
+                "step-without-item",
+                f"add '* [ ] {h.number}. {h.title}' to the overview checklist",
+            )
+        for adm in adms:
+            if adm.kind == "todo":
+                diagnostics.append(
+                    Diagnostic(
+                        "warning",
+                        adm.origin,
+                        f"step {h.number} is unfinished (!!! todo)",
+                        "todo",
+                        "finish the step and remove the todo admonition",
+                    )
+                )
+
+    if not steps and checklist:
+        # A guide with only a checklist: each item is a manual step.
+        for ln, it in overview:
+            assert it.number is not None
+            if any(s.number == it.number for s in steps):
+                continue
+            steps.append(
+                Step(
+                    number=it.number,
+                    title=_strip_number(it.text),
+                    origin=it.origin,
+                    level=0,
+                    item=it,
+                    end_line=ln + 1,
+                )
+            )
+    elif steps:
+        for ln, it in overview:
+            if it.number not in seen_numbers:
+                walker.report(
+                    "error",
+                    ln,
+                    f"checklist item {it.number} has no step heading",
+                    "item-without-step",
+                    f"add a heading like '### {it.number}. …' or remove the item",
+                )
+
+    # Things outside steps.
+    for ln, adm in found.admonitions:
+        if step_of(ln) is None and adm.kind == "todo":
+            diagnostics.append(
+                Diagnostic(
+                    "warning",
+                    adm.origin,
+                    "unfinished section (!!! todo)",
+                    "todo",
+                    "finish it and remove the todo admonition",
+                )
+            )
+    orphan_runs = [a for ln, a in found.actions if step_of(ln) is None and a.kind == "run"]
+    for action in orphan_runs:
+        diagnostics.append(
+            Diagnostic(
+                "warning",
+                action.origin,
+                "a .run block outside any numbered step is never run",
+                "run-outside-step",
+                "move it under a numbered step heading",
+            )
+        )
+    _describe(walker, rendered, steps, checklist, headings, found)
+    defaults = dict(inputs or {})
+    for step in steps:
+        for action in step.actions:
+            if action.kind != "run":
+                continue
+            for ph in action.placeholders:
+                if ph.name not in defaults:
+                    diagnostics.append(
+                        Diagnostic(
+                            "warning",
+                            action.origin,
+                            f"step {step.number} runs unattended but needs <{ph.name}>, "
+                            "which has no value",
+                            "input-without-source",
+                            f"it is asked at run time; non-interactive runs need --set "
+                            f"{ph.name}=…" + ("" if ph.secret else " or an 'inputs:' default"),
+                        )
+                    )
+
+    title = next((h.text for h in headings if h.level == 1), rendered.path.stem)
+    diagnostics.sort(
+        key=lambda d: (str(d.origin.path) if d.origin else "", d.origin.line if d.origin else 0)
+    )
+    return Runbook(
+        path=rendered.path,
+        title=title,
+        steps=tuple(steps),
+        checklist=checklist,
+        diagnostics=tuple(diagnostics),
+        rendered=rendered,
+    )
+
+
+def _strip_number(text: str) -> str:
+    return re.sub(r"^\d+[.)]\s*", "", text)
+
+
+def _describe(
+    walker: _Walker,
+    rendered: Rendered,
+    steps: list[Step],
+    checklist: tuple[CheckItem, ...],
+    headings: list[_Heading],
+    found: _Found,
+) -> None:
+    """Say what was found when the guide has no steps or no checklist."""
+    origin = Origin(rendered.path, rendered.line_map.origin(0).line if rendered.text else 1)
+    if not steps:
+        walker.diag.append(
+            Diagnostic(
+                "info",
+                origin,
+                f"no numbered steps found ({len(headings)} headings, {len(found.actions)} code "
+                f"blocks, {len(found.tasks)} checklist items)",
+                "no-steps",
+                "number step headings ('### 1. Install') and add an overview checklist "
+                "('* [ ] 1. Install') to make the page a runbook",
+            )
+        )
+    elif not checklist:
+        walker.diag.append(
+            Diagnostic(
+                "info",
+                origin,
+                f"{len(steps)} steps but no overview checklist: progress is not recorded in "
+                "the file",
+                "no-checklist",
+                "add '* [ ] N. …' items for the steps to record progress in the guide",
+            )
+        )

@@ -1,0 +1,147 @@
+"""Find the MkDocs site a guide belongs to and read what runbook needs from ``mkdocs.yml``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runbook.errors import ConfigError
+
+CONFIG_NAMES = ("mkdocs.yml", "mkdocs.yaml")
+RUNTIME_DIR = ".runbook"
+
+
+@dataclass(frozen=True)
+class Site:
+    """What runbook takes from a site's configuration."""
+
+    root: Path
+    """The folder holding ``mkdocs.yml`` (or the lone guide's folder)."""
+    config_file: Path | None
+    """``mkdocs.yml``, or None for a lone markdown file."""
+    docs_dir: Path
+    """The site's docs folder."""
+    include_dir: Path
+    """Where ``{% include %}`` names resolve."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Variables from ``extra:`` (and the whole config as ``config``)."""
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Default values for ``<placeholders>`` from the plugin's ``inputs:``."""
+    hosts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Named hosts from the plugin's ``hosts:``."""
+    plugin: str = ""
+    """Which plugin configured the include root: ``runbook``, ``macros`` or none."""
+
+    @property
+    def runtime_dir(self) -> Path:
+        """The one git-ignored folder for journals, transcripts and locks."""
+        return self.root / RUNTIME_DIR
+
+
+def find_config(start: Path) -> Path | None:
+    """Return the nearest ``mkdocs.yml`` at or above ``start``'s folder."""
+    folder = start if start.is_dir() else start.parent
+    for candidate in [folder, *folder.parents]:
+        for name in CONFIG_NAMES:
+            path = candidate / name
+            if path.is_file():
+                return path
+    return None
+
+
+def _loader() -> type[Any]:
+    """Return mkdocs' YAML loader made safe: unknown Python tags become plain strings."""
+    import yaml
+    from mkdocs.utils.yaml import get_yaml_loader
+
+    loader: type[Any] = get_yaml_loader(loader=yaml.SafeLoader)
+
+    def python_tag(ld: Any, suffix: str, node: Any) -> str:
+        # Material's emoji options name Python callables; importing them is not our job.
+        return f"!!python/{suffix}"
+
+    def relative_tag(ld: Any, node: Any) -> str:
+        return str(ld.construct_scalar(node))
+
+    loader.add_multi_constructor("tag:yaml.org,2002:python/", python_tag)
+    loader.add_constructor("!relative", relative_tag)
+    return loader
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Read ``mkdocs.yml`` with mkdocs' loader (``!ENV``, ``INHERIT``), never importing code."""
+    from mkdocs.exceptions import ConfigurationError
+    from mkdocs.utils.yaml import yaml_load
+
+    try:
+        with path.open("rb") as fd:
+            data = yaml_load(fd, loader=_loader())
+    except ConfigurationError as exc:
+        raise ConfigError(str(exc), path=path, hint="fix the YAML syntax") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc}", path=path) from None
+    if not isinstance(data, dict):
+        raise ConfigError("is not a YAML mapping", path=path, line=1)
+    return data
+
+
+def plugin_options(config: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """Return the options of plugin ``name`` (``{}`` when listed bare), None when absent."""
+    plugins = config.get("plugins") or []
+    if isinstance(plugins, Mapping):
+        plugins = [{k: v} for k, v in plugins.items()]
+    for entry in plugins:
+        if entry == name:
+            return {}
+        if isinstance(entry, Mapping) and name in entry:
+            options = entry[name]
+            return options if isinstance(options, Mapping) else {}
+    return None
+
+
+def site_from_config(config_file: Path, config: Mapping[str, Any]) -> Site:
+    """Build a Site from an already read configuration mapping."""
+    root = config_file.parent
+    docs_dir = root / str(config.get("docs_dir") or "docs")
+    ours = plugin_options(config, "runbook")
+    macros = plugin_options(config, "macros")
+    if ours is not None:
+        include = ours.get("include_dir")
+        plugin = "runbook"
+    elif macros is not None:
+        include = macros.get("include_dir")
+        plugin = "macros"
+    else:
+        include, plugin = None, ""
+    include_dir = root / str(include) if include else docs_dir
+    extra = config.get("extra") or {}
+    if not isinstance(extra, Mapping):
+        raise ConfigError("'extra:' must be a mapping", path=config_file)
+    opts = ours or {}
+    inputs = opts.get("inputs") or {}
+    hosts = opts.get("hosts") or {}
+    if not isinstance(inputs, Mapping) or not isinstance(hosts, Mapping):
+        raise ConfigError(
+            "runbook plugin 'inputs:' and 'hosts:' must be mappings", path=config_file
+        )
+    return Site(
+        root=root,
+        config_file=config_file,
+        docs_dir=docs_dir,
+        include_dir=include_dir,
+        extra=dict(extra),
+        inputs={str(k): str(v) for k, v in inputs.items()},
+        hosts={str(k): dict(v) if isinstance(v, Mapping) else {"ssh": v} for k, v in hosts.items()},
+        plugin=plugin,
+    )
+
+
+def load_site(guide: Path) -> Site:
+    """Find and read the site of ``guide``; a lone file is its own site."""
+    config_file = find_config(guide.resolve())
+    if config_file is None:
+        folder = guide.resolve().parent
+        return Site(root=folder, config_file=None, docs_dir=folder, include_dir=folder)
+    return site_from_config(config_file, read_config(config_file))
