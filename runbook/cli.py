@@ -13,6 +13,7 @@ import click
 
 from runbook import __version__
 from runbook.errors import EXIT_INVALID, RunbookError, UsageError
+from runbook.model import rel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,9 +41,11 @@ def parse_sets(sets: Sequence[str]) -> dict[str, str]:
 
 def fail(exc: RunbookError) -> None:
     """Print ``Error: file:line: what happened`` and the next step; exit with its code."""
-    from runbook.report import rel
-
-    loc = f"{rel(exc.path)}:{exc.line}" if exc.path and exc.line else (rel(exc.path) if exc.path else "")
+    loc = (
+        f"{rel(exc.path)}:{exc.line}"
+        if exc.path and exc.line
+        else (rel(exc.path) if exc.path else "")
+    )
     click.echo(f"Error: {loc + ': ' if loc else ''}{exc.message}", err=True)
     if exc.hint:
         click.echo(f"  next: {exc.hint}", err=True)
@@ -102,6 +105,8 @@ def list_cmd(guide: Path, as_json: bool, sets: tuple[str, ...]) -> None:
 
     book = _load(guide, sets)
     click.echo(json.dumps(runbook_json(book), indent=2) if as_json else plan_text(book))
+    if book.errors:
+        sys.exit(EXIT_INVALID)
 
 
 main.add_command(list_cmd, "plan")
@@ -159,12 +164,76 @@ def lint_cmd(paths: tuple[Path, ...], as_json: bool, verbose: bool) -> None:
     result = lint_paths(paths)
     shown = [d for d in result.diagnostics if verbose or d.level != "info"]
     if as_json:
-        _emit({"pages": [str(p) for p in result.pages], "diagnostics": [diagnostic_json(d) for d in shown]})
+        _emit(
+            {
+                "pages": [str(p) for p in result.pages],
+                "diagnostics": [diagnostic_json(d) for d in shown],
+            }
+        )
     else:
         for diag in shown:
             click.echo(diagnostic_text(diag))
         errors = sum(1 for d in result.diagnostics if d.level == "error")
         warnings = sum(1 for d in result.diagnostics if d.level == "warning")
-        click.echo(f"{len(result.pages)} pages checked: {errors} errors, {warnings} warnings", err=True)
+        click.echo(
+            f"{len(result.pages)} pages checked: {errors} errors, {warnings} warnings", err=True
+        )
     if any(d.level == "error" for d in result.diagnostics):
         sys.exit(EXIT_INVALID)
+
+
+def _set(guide: Path, steps: tuple[int, ...], checked: bool) -> None:
+    from runbook.checklist import set_steps
+
+    book = _load(guide)
+    changed = set_steps(book, steps, checked)
+    verb = "ticked" if checked else "cleared"
+    for number in steps:
+        state = verb if number in changed else f"already {verb}"
+        click.echo(f"step {number}: {state}")
+
+
+@main.command("check")
+@guide_arg
+@click.argument("steps", nargs=-1, type=int, required=True)
+@handled
+def check_cmd(guide: Path, steps: tuple[int, ...]) -> None:
+    """Tick STEPS in GUIDE's overview checklist (only the box characters change)."""
+    _set(guide, steps, True)
+
+
+@main.command("uncheck")
+@guide_arg
+@click.argument("steps", nargs=-1, type=int, required=True)
+@handled
+def uncheck_cmd(guide: Path, steps: tuple[int, ...]) -> None:
+    """Clear STEPS in GUIDE's overview checklist."""
+    _set(guide, steps, False)
+
+
+@main.command("reset")
+@guide_arg
+@handled
+def reset_cmd(guide: Path) -> None:
+    """Clear every tick of GUIDE's overview checklist, to run it again from the start."""
+    from runbook.checklist import reset
+
+    cleared = reset(_load(guide))
+    click.echo(
+        f"cleared {len(cleared)} steps" + (f": {', '.join(map(str, cleared))}" if cleared else "")
+    )
+
+
+@main.command("status")
+@guide_arg
+@json_opt
+@handled
+def status_cmd(guide: Path, as_json: bool) -> None:
+    """Show GUIDE's progress: steps done, the next step, and the last run."""
+    from runbook.report import status_json, status_text
+
+    book = _load(guide)
+    if as_json:
+        _emit(status_json(book))
+    else:
+        click.echo(status_text(book))

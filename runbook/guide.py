@@ -7,6 +7,7 @@ share.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from runbook.model import Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
 from runbook.site import Site, load_site
 
-MAX_GUIDE_BYTES = 64 * 1024 * 1024
+# Real guides are well under 1 MB; far larger files are generated or mistaken.
+MAX_GUIDE_BYTES = 4 * 1024 * 1024
 
 
 def read_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
@@ -54,8 +56,8 @@ def page_variables(
     return variables
 
 
-def read_guide(path: Path) -> str:
-    """Read a guide file as text, with clear errors for what is not a readable guide."""
+def read_guide(path: Path) -> bytes:
+    """Read a guide file's bytes, with clear errors for what is not a readable guide."""
     try:
         if path.is_dir():
             raise UsageError(
@@ -64,9 +66,10 @@ def read_guide(path: Path) -> str:
         size = path.stat().st_size
         if size > MAX_GUIDE_BYTES:
             raise GuideError(
-                f"is {size // (1024 * 1024)} MB, larger than a guide can be",
+                f"is {size / 1e6:.1f} MB; guides are limited to "
+                f"{MAX_GUIDE_BYTES // (1024 * 1024)} MiB",
                 path=path,
-                hint="split it into pages",
+                hint="split it into several pages, or check that this is the guide you meant",
             )
         data = path.read_bytes()
     except FileNotFoundError:
@@ -75,7 +78,7 @@ def read_guide(path: Path) -> str:
         raise UsageError("permission denied", path=path, hint="check the file's mode") from None
     except OSError as exc:
         raise GuideError(f"cannot read: {exc.strerror}", path=path) from None
-    return Renderer.decode_bytes(data, path)
+    return data
 
 
 def render_guide(
@@ -88,16 +91,20 @@ def render_guide(
     """Render ``path`` with its includes, as the site renders it."""
     path = path.absolute()
     site = site or load_site(path)
-    text = read_guide(path)
+    source = read_guide(path)
+    text = Renderer.decode_bytes(source, path)
     meta, body, first = read_front_matter(text, path)
     renderer = renderer or Renderer(site.include_dir)
-    rendered = renderer.render(body, path, first_line=first, variables=page_variables(site, meta, sets))
+    rendered = renderer.render(
+        body, path, first_line=first, variables=page_variables(site, meta, sets)
+    )
     return Rendered(
         path=rendered.path,
         text=rendered.text,
         line_map=rendered.line_map,
         includes=rendered.includes,
         front_matter=meta,
+        source=source,
     )
 
 
@@ -119,4 +126,4 @@ def load(
     if isinstance(meta_inputs, Mapping):
         inputs.update({str(k): str(v) for k, v in meta_inputs.items()})
     inputs.update(sets or {})
-    return build(rendered, inputs=inputs)
+    return replace(build(rendered, inputs=inputs), runtime_dir=site.runtime_dir)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 ActionKind = Literal["run", "suggested", "shown"]
 Level = Literal["error", "warning", "info"]
+
+
+def rel(path: Path | str) -> str:
+    """Return ``path`` relative to the working folder when it is inside it, for display."""
+    text = str(path)
+    try:
+        relative = os.path.relpath(text)
+    except ValueError:
+        return text
+    return text if relative.startswith("..") else relative
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,8 @@ class Rendered:
     """Every file included, in first-use order."""
     front_matter: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
     """The page's YAML front matter."""
+    source: bytes = field(default=b"", repr=False, hash=False, compare=False)
+    """The guide file's bytes exactly as read, to detect later edits."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +254,8 @@ class Runbook:
     """Problems and observations, in document order."""
     rendered: Rendered
     """The rendered text and its line map."""
+    runtime_dir: Path | None = None
+    """The site's git-ignored folder for journals, transcripts and locks."""
 
     @property
     def inputs(self) -> tuple[Placeholder, ...]:

@@ -44,7 +44,7 @@ _STEP_HEADING_RE = re.compile(
     re.I,
 )
 _TASK_RE = re.compile(r"^\[([ xX])\](?:[ \t]+|$)")
-_PLACEHOLDER_RE = re.compile(r"(?<![<\w])<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
+_PLACEHOLDER_RE = re.compile(r"(?<!<)<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
 _SECRET_RE = re.compile(
     r"pass(word|wd|phrase)?|pwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credential",
     re.I,
@@ -486,8 +486,8 @@ class _Walker:
                 if first:
                     lang = first
         elif match.group("options"):
-            for key, _, value in re.findall(r"""([A-Za-z]\w*)=("([^"]*)"|'([^']*)')""", info):
-                attrs.append((key, value.strip("\"'")))
+            for key, value in re.findall(r"""([A-Za-z]\w*)=("[^"]*"|'[^']*')""", info):
+                attrs.append((key, value[1:-1]))
         return lang, tuple(attrs), classes
 
     def _kind(
@@ -844,7 +844,9 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
                         )
                     )
 
-    title = next((h.text for h in headings if h.level == 1), rendered.path.stem)
+    title = str(rendered.front_matter.get("title") or "") or next(
+        (h.text for h in headings if h.level == 1), rendered.path.stem
+    )
     diagnostics.sort(
         key=lambda d: (str(d.origin.path) if d.origin else "", d.origin.line if d.origin else 0)
     )

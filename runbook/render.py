@@ -24,7 +24,7 @@ from typing import Any, ClassVar, NoReturn
 import jinja2
 
 from runbook.errors import IncludeError, TemplateError
-from runbook.model import LineMap, Rendered
+from runbook.model import LineMap, Rendered, rel
 
 _MARK_OPEN = "\ue000"
 _MARK_CLOSE = "\ue001"
@@ -123,7 +123,7 @@ class _SiteLoader(jinja2.BaseLoader):
         parts = template.replace("\\", "/").split("/")
         if template.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
             raise self.renderer.include_error(
-                f"include {template!r} leaves the include root {self.root}",
+                f"include {template!r} leaves the include root {rel(self.root)}/",
                 hint="name includes relative to the include directory, without '..'",
             )
         path = self.root.joinpath(*[p for p in parts if p not in ("", ".")])
@@ -131,7 +131,7 @@ class _SiteLoader(jinja2.BaseLoader):
         if real != self.real_root and self.real_root not in real.parents:
             raise self.renderer.include_error(
                 f"include {template!r} resolves to {real}, outside the include root "
-                f"{self.root} (through a symbolic link)",
+                f"{rel(self.root)}/ (through a symbolic link)",
                 hint="keep snippets inside the include directory",
             )
         return path
@@ -280,10 +280,10 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             where, line = self._last_include_site(exc.name, path)
             raise IncludeError(
-                f"include {exc.name!r} not found in {self.include_root}",
+                f"include {exc.name!r} not found in {rel(self.include_root)}/",
                 path=where,
                 line=line,
-                hint=f"create {self.include_root / str(exc.name)} or fix the name",
+                hint=f"create {rel(self.include_root / str(exc.name))} or fix the name",
             ) from None
         except RecursionError:
             raise IncludeError(
@@ -369,7 +369,7 @@ class Renderer:
             seen.setdefault((u.name, u.path, u.line), None)
         items = list(seen)
         first = items[0]
-        listing = ", ".join(f"'{name}' ({p}:{n})" for name, p, n in items)
+        listing = ", ".join(f"'{name}' ({rel(p)}:{n})" for name, p, n in items)
         raise TemplateError(
             f"undefined variable{'s' if len(items) > 1 else ''}: {listing}",
             path=first[1],

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-from runbook.model import Action, Diagnostic, Origin, Placeholder, Runbook, Step
-
-
-def rel(path: Path | str) -> str:
-    """Return ``path`` relative to the working folder when it is inside it."""
-    text = str(path)
-    try:
-        relative = os.path.relpath(text)
-    except ValueError:
-        return text
-    return text if relative.startswith("..") else relative
+from runbook.model import Action, Diagnostic, Origin, Placeholder, Runbook, Step, rel
 
 
 def where(origin: Origin | None) -> str:
@@ -168,3 +156,28 @@ def step_text(book: Runbook, step: Step) -> str:
     for item in step.subchecks:
         out.append(f"  - [{'x' if item.checked else ' '}] {item.text}  ({where(item.origin)})")
     return "\n".join(out)
+
+
+def status_json(book: Runbook) -> dict[str, Any]:
+    """Describe a guide's progress (``runbook status --json``)."""
+    done = [s.number for s in book.steps if s.checked]
+    pending = [s for s in book.steps if not s.checked]
+    return {
+        "guide": rel(book.path),
+        "steps": len(book.steps),
+        "done": done,
+        "next": {"number": pending[0].number, "title": pending[0].title} if pending else None,
+        "tracked": bool(book.checklist),
+    }
+
+
+def status_text(book: Runbook) -> str:
+    """Describe a guide's progress for a person."""
+    data = status_json(book)
+    lines = [f"{book.title}  ({data['guide']})"]
+    lines.append(f"progress: {len(data['done'])} of {data['steps']} steps done")
+    nxt = data["next"]
+    lines.append(f"next: step {nxt['number']}. {nxt['title']}" if nxt else "all steps done")
+    if not data["tracked"]:
+        lines.append("note: no overview checklist, so progress is not recorded in the file")
+    return "\n".join(lines)
