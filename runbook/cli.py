@@ -237,3 +237,68 @@ def status_cmd(guide: Path, as_json: bool) -> None:
         _emit(status_json(book))
     else:
         click.echo(status_text(book))
+
+
+@main.command("exec")
+@guide_arg
+@set_opt
+@click.option(
+    "--tab",
+    "tabs",
+    multiple=True,
+    metavar="LABEL",
+    help="Pick content tabs with this label (repeatable; wildcards allowed).",
+)
+@click.option("--from", "from_step", type=int, metavar="N", help="Start at step N, ticked or not.")
+@click.option("--only", metavar="N,M", help="Run just these steps, ticked or not.")
+@click.option("--redo", is_flag=True, help="Run ticked steps again.")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Never ask: stop (exit 4) where a person is needed."
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan with values filled in; run nothing.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Default time limit of a block.")
+@click.option("--retry-unknown", is_flag=True, help="Run steps whose outcome is unknown again.")
+@click.option("--skip-unknown", is_flag=True, help="Skip steps whose outcome is unknown.")
+@handled
+def exec_cmd(
+    guide: Path,
+    sets: tuple[str, ...],
+    tabs: tuple[str, ...],
+    from_step: int | None,
+    only: str | None,
+    redo: bool,
+    yes: bool,
+    dry_run: bool,
+    timeout: float | None,
+    retry_unknown: bool,
+    skip_unknown: bool,
+) -> None:
+    """Run GUIDE: blocks marked .run execute, the rest is offered or confirmed, steps get ticked."""
+    from runbook.guide import load
+    from runbook.runner import ExecOptions, Runner
+    from runbook.site import load_site
+
+    if retry_unknown and skip_unknown:
+        raise UsageError("--retry-unknown and --skip-unknown exclude each other")
+    try:
+        only_steps = tuple(int(n) for n in only.split(",")) if only else ()
+    except ValueError:
+        raise UsageError(
+            f"--only {only!r} is not a list of step numbers", hint="write --only 3,5"
+        ) from None
+    values = parse_sets(sets)
+    site = load_site(guide.absolute())
+    book = load(guide, sets=values, site=site)
+    options = ExecOptions(
+        sets=values,
+        tabs=tabs,
+        from_step=from_step,
+        only=only_steps,
+        redo=redo,
+        interactive=not yes and sys.stdin.isatty() and sys.stdout.isatty(),
+        dry_run=dry_run,
+        timeout=timeout,
+        retry_unknown=retry_unknown,
+        skip_unknown=skip_unknown,
+    )
+    sys.exit(Runner(book, site, options, guide_arg=str(guide)).run())
