@@ -1,0 +1,52 @@
+# Every target sets itself up from nothing: the virtualenv is made on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+GUIDE := docs/admin-guide/upgrading/parallel.md
+
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: all demo test lint docs serve bench clean
+
+all: lint test docs
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: rehearse the parallel upgrade on this machine, end to end, with no questions asked
+demo: $(STAMP)
+	$(BIN)/python sandbox/sbx teardown >/dev/null 2>&1 || true
+	$(BIN)/runbook reset $(GUIDE)
+	$(BIN)/python sandbox/sbx provision
+	$(BIN)/runbook exec $(GUIDE) --yes --tab Sandbox
+
+## test: run the test suite
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+## lint: ruff, mypy (strict on runbook/) and runbook's own lint of the docs
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/runbook lint docs
+
+## docs: build the site with the runbook plugin, strictly
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
+## bench: print the performance figures side by side with the peer tools
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_exec.py
+
+clean:
+	rm -rf $(VENV) site .runbook .pytest_cache .mypy_cache .ruff_cache
