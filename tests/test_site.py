@@ -1,0 +1,104 @@
+"""The site builds strictly through the plugin; pages show snippets and the checklist state."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runbook.checklist import set_steps
+from runbook.guide import load
+from tests.conftest import ROOT
+
+GUIDE = Path("docs/admin-guide/upgrading/parallel.md")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Copy the site, tick steps 1 and 3 of the guide, build it strictly."""
+    work = tmp_path_factory.mktemp("site")
+    for name in ("mkdocs.yml", "docs", "snippets"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name)
+        else:
+            shutil.copy(src, work / name)
+    set_steps(load(work / GUIDE), [1, 3], True)
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(work / "out")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return work
+
+
+def page(built: Path, rel: str) -> str:
+    return (built / "out" / rel / "index.html").read_text()
+
+
+def test_guide_page_holds_every_snippet(built: Path) -> None:
+    text = html.unescape(re.sub(r"<[^>]+>", "", page(built, "admin-guide/upgrading/parallel")))
+    snippets = sorted((built / "snippets").rglob("_*.md"))
+    assert len(snippets) == 6
+    for snippet in snippets:
+        # Every fenced command of the snippet appears on the page, as text.
+        fences = re.findall(r"```bash[^\n]*\n(.*?)```", snippet.read_text(), re.S)
+        assert fences, snippet
+        for fence in fences:
+            first = next(line.strip() for line in fence.split("\n") if line.strip())
+            assert first in text, f"{snippet.name}: {first!r} missing from the page"
+
+
+def test_checkboxes_show_the_file_state(built: Path) -> None:
+    body = page(built, "admin-guide/upgrading/parallel")
+    book = load(built / GUIDE)
+    boxes = re.findall(r'<input type="checkbox" disabled( checked)?/?>', body)
+    overview = [bool(b) for b in boxes[: len(book.checklist)]]
+    assert overview == [item.checked for item in book.checklist]
+    assert overview[:4] == [True, False, True, False]
+
+
+def test_snippets_are_not_pages(built: Path) -> None:
+    out = built / "out"
+    assert not list(out.rglob("*_backup_database*"))
+    assert not (out / "admin-guide" / "common").exists()
+
+
+def test_tabs_and_admonitions_render(built: Path) -> None:
+    body = page(built, "admin-guide/upgrading/parallel")
+    assert body.count('class="tabbed-set') >= 6
+    assert 'class="admonition tip"' in body
+    assert "{%" not in body  # every include was rendered
+
+
+def test_installation_link_resolves(built: Path) -> None:
+    body = page(built, "admin-guide/upgrading/parallel")
+    assert 'href="../../../installation/"' in body
+    assert (built / "out" / "installation" / "index.html").exists()
+
+
+def test_plugin_error_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# Hi\n\n{% include '_missing.md' %}\n")
+    (tmp_path / "mkdocs.yml").write_text("site_name: t\nplugins:\n  - runbook\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "index.md:3: include '_missing.md' not found" in result.stderr
+    assert "Traceback" not in result.stderr
