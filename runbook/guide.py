@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import GuideError, UsageError
-from runbook.model import Rendered, Runbook
+from runbook.model import Diagnostic, Directive, Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
 from runbook.site import Site, load_site
 
@@ -126,4 +126,29 @@ def load(
     if isinstance(meta_inputs, Mapping):
         inputs.update({str(k): str(v) for k, v in meta_inputs.items()})
     inputs.update(sets or {})
-    return replace(build(rendered, inputs=inputs), runtime_dir=site.runtime_dir)
+    book = build(rendered, inputs=inputs)
+    return replace(
+        book, runtime_dir=site.runtime_dir, diagnostics=book.diagnostics + _check_exec(book)
+    )
+
+
+def exec_target(directive: Directive) -> Path:
+    """Return the guide an ``exec`` directive names (relative to the file it is written in)."""
+    return (directive.origin.path.parent / directive.args[0]).absolute()
+
+
+def _check_exec(book: Runbook) -> tuple[Diagnostic, ...]:
+    problems = []
+    for step in book.steps:
+        for d in step.directives:
+            if d.name == "exec" and not exec_target(d).is_file():
+                problems.append(
+                    Diagnostic(
+                        "error",
+                        d.origin,
+                        f"step {step.number} runs {d.args[0]}, which does not exist",
+                        "bad-directive",
+                        "give the guide's path relative to this file",
+                    )
+                )
+    return tuple(problems)

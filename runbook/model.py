@@ -151,6 +151,34 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Directive:
+    """An instruction to ``exec`` that readers do not see: ``<!-- runbook: repeat 3-6 -->``."""
+
+    name: str
+    """``exec`` (run another guide), ``repeat`` (run earlier steps again) or ``timer``."""
+    args: tuple[str, ...]
+    """Its words after the name."""
+    origin: Origin
+    """Where it is written."""
+    after: int
+    """How many of the step's actions come before it (it runs between them)."""
+    tabs: tuple[TabRef, ...] = ()
+    """Enclosing content tabs, outermost first."""
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """Step numbers named by ``repeat 3-6`` / ``repeat 3,5``."""
+        numbers: list[int] = []
+        for part in " ".join(self.args).replace(" ", ",").split(","):
+            if "-" in part:
+                lo, _, hi = part.partition("-")
+                numbers.extend(range(int(lo), int(hi) + 1))
+            elif part:
+                numbers.append(int(part))
+        return tuple(numbers)
+
+
+@dataclass(frozen=True)
 class CheckItem:
     """A task-list item (``* [ ] 3. Take a backup``)."""
 
@@ -186,6 +214,8 @@ class Step:
     """Admonitions in document order."""
     subchecks: tuple[CheckItem, ...] = ()
     """Task-list items inside the step: shown, never written."""
+    directives: tuple[Directive, ...] = ()
+    """``<!-- runbook: … -->`` instructions, in document order."""
     body: str = ""
     """The step's rendered markdown (heading excluded)."""
     end_line: int = 0
@@ -198,8 +228,10 @@ class Step:
 
     @property
     def manual(self) -> bool:
-        """Whether no block of the step can be run: a person does it."""
-        return not any(a.executable for a in self.actions)
+        """Whether nothing in the step can be run: a person does it."""
+        return not any(a.executable for a in self.actions) and not any(
+            d.name in ("exec", "repeat") for d in self.directives
+        )
 
 
 @dataclass(frozen=True)

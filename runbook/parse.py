@@ -21,6 +21,7 @@ from runbook.model import (
     Answer,
     CheckItem,
     Diagnostic,
+    Directive,
     Level,
     Origin,
     Placeholder,
@@ -271,6 +272,9 @@ class _Found:
     actions: list[tuple[int, Action]] = field(default_factory=list)
     admonitions: list[tuple[int, Admonition]] = field(default_factory=list)
     tasks: list[tuple[int, CheckItem]] = field(default_factory=list)
+    directives: list[tuple[int, str, tuple[str, ...], tuple[TabRef, ...]]] = field(
+        default_factory=list
+    )
 
 
 class _Walker:
@@ -321,6 +325,8 @@ class _Walker:
                 self._task(tokens, i)
             elif tok.type in ("fence", "code_block"):
                 self._code(tok, stack)
+            elif tok.type == "html_block" and "runbook:" in tok.content:
+                self._directive(tok, stack)
             closed_group = None
         return self.found
 
@@ -415,6 +421,21 @@ class _Walker:
             answers=answers,
         )
         self.found.actions.append((line, action))
+
+    def _directive(self, tok: Token, stack: list[tuple[str, TabRef | str]]) -> None:
+        assert tok.map is not None
+        for offset, text in enumerate(tok.content.split("\n")):
+            match = _DIRECTIVE_RE.search(text)
+            if not match:
+                continue
+            line = tok.map[0] + offset
+            words = tuple(match.group(1).split())
+            name, args = words[0].lower(), words[1:]
+            problem = _directive_problem(name, args)
+            if problem:
+                self.report("error", line, problem, "bad-directive", _DIRECTIVE_HELP)
+                continue
+            self.found.directives.append((line, name, args, self._tabs(stack)))
 
     def _check_closed(self, tok: Token) -> None:
         assert tok.map is not None
@@ -569,6 +590,29 @@ class _Walker:
                 continue
             answers.append(Answer(expect=expects[suffix], send=sends[suffix]))
         return tuple(answers)
+
+
+_DIRECTIVE_RE = re.compile(r"<!--\s*runbook:\s*(\S.*?)\s*-->")
+_DIRECTIVE_HELP = (
+    "directives: <!-- runbook: exec PATH.md -->, <!-- runbook: repeat 3-6 -->, "
+    "<!-- runbook: timer start NAME --> / <!-- runbook: timer stop NAME -->"
+)
+
+
+def _directive_problem(name: str, args: tuple[str, ...]) -> str:
+    """Return what is wrong with a directive, or an empty string."""
+    if name == "exec":
+        return "" if len(args) == 1 else "'exec' takes one guide path"
+    if name == "repeat":
+        text = ",".join(args)
+        if not args or not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
+            return "'repeat' takes step numbers such as 3-6 or 3,5"
+        return ""
+    if name == "timer":
+        if len(args) != 2 or args[0] not in ("start", "stop"):
+            return "'timer' takes start or stop and a name"
+        return ""
+    return f"unknown runbook directive {name!r}"
 
 
 def _dedent(lines: list[str], width: int) -> list[str]:
@@ -739,6 +783,32 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
         actions = tuple(a for ln, a in found.actions if step_of(ln) == idx)
         adms = tuple(a for ln, a in found.admonitions if step_of(ln) == idx)
         subs = tuple(it for ln, it in found.tasks if step_of(ln) == idx)
+        directives = tuple(
+            Directive(
+                name=name,
+                args=args,
+                origin=walker.origin(ln),
+                after=sum(1 for al, _ in found.actions if step_of(al) == idx and al < ln),
+                tabs=tabs,
+            )
+            for ln, name, args, tabs in found.directives
+            if step_of(ln) == idx
+        )
+        for d in directives:
+            if d.name == "repeat":
+                bad = [
+                    n for n in d.steps if n >= h.number or n not in {x.number for x in step_heads}
+                ]
+                if bad:
+                    diagnostics.append(
+                        Diagnostic(
+                            "error",
+                            d.origin,
+                            f"step {h.number} repeats step {bad[0]}, which is not an earlier step",
+                            "bad-directive",
+                            "repeat only steps that come before this one",
+                        )
+                    )
         item = items_by_number.get(h.number)
         steps.append(
             Step(
@@ -750,6 +820,7 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
                 actions=actions,
                 admonitions=adms,
                 subchecks=subs,
+                directives=directives,
                 body="\n".join(lines[start + 1 : stop]).strip("\n"),
                 end_line=stop,
             )

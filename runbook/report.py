@@ -43,6 +43,10 @@ def step_json(step: Step) -> dict[str, Any]:
         "item": where(step.item.origin) if step.item else None,
         "actions": [action_json(a) for a in step.actions],
         "admonitions": [{"kind": a.kind, "origin": where(a.origin)} for a in step.admonitions],
+        "directives": [
+            {"name": d.name, "args": list(d.args), "origin": where(d.origin)}
+            for d in step.directives
+        ],
     }
 
 
@@ -85,8 +89,13 @@ def diagnostic_text(diag: Diagnostic) -> str:
 
 
 def _counts(step: Step) -> str:
+    extra = [
+        f"runs {d.args[0]}" if d.name == "exec" else f"repeats steps {','.join(d.args)}"
+        for d in step.directives
+        if d.name in ("exec", "repeat")
+    ]
     if not step.actions:
-        return "manual"
+        return ", ".join(extra) or "manual"
     kinds = {"run": 0, "suggested": 0, "shown": 0}
     for a in step.actions:
         kinds[a.kind] += 1
@@ -105,7 +114,7 @@ def _counts(step: Step) -> str:
             labels.setdefault(a.tabs[0].label, None)
     if len(labels) > 1:
         parts.append("tabs: " + " | ".join(labels))
-    return ", ".join(parts)
+    return ", ".join([*extra, *parts])
 
 
 def plan_text(book: Runbook) -> str:

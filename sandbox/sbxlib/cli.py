@@ -71,6 +71,39 @@ def ensure_root() -> Path:
     return root
 
 
+def _is_name(text: str) -> bool:
+    return bool(text) and "/" not in text and text not in (".", "..") and not text.startswith("~")
+
+
+def location(text: str) -> Path:
+    """Resolve an installation given by path, or by bare name inside $SBX_ROOT (`new`)."""
+    if _is_name(text):
+        return sandbox_root() / text
+    return Path(text).expanduser().resolve()
+
+
+def backup_file(text: str) -> Path:
+    """Resolve a backup file given by path, or by bare name in $SBX_ROOT/backups."""
+    if _is_name(text):
+        return sandbox_root() / "backups" / text
+    return Path(text).expanduser().resolve()
+
+
+def endpoint(text: str) -> Endpoint:
+    """Accept an address, `frontdoor`, or an installation's name (its configured port)."""
+    if text == "frontdoor":
+        port = proxy_port()
+        if port is None:
+            raise SbxError("the front door is not running; start it with `sbx proxy start`")
+        return Endpoint(HOST, port)
+    if _is_name(text) and not text.isdigit() and ":" not in text:
+        port = Install.open(text).port()
+        if port is None:
+            raise SbxError(f"{location(text)}/conf/app.conf names no [server] port")
+        return Endpoint(HOST, port)
+    return Endpoint.parse(text)
+
+
 def known_versions() -> list[str]:
     """List the releases shipped with the sandbox, oldest first."""
     names = [p.name for p in RELEASES.iterdir() if (p / "server.py").is_file()]
@@ -90,7 +123,7 @@ class Install:
     @classmethod
     def open(cls, text: str) -> Install:
         """Open an existing installation, or explain why `text` is not one."""
-        install = cls(Path(text).expanduser().resolve())
+        install = cls(location(text))
         if not (install.home / "VERSION").is_file() or not install.server_py.is_file():
             raise SbxError(
                 f"{install.home} is not an app installation (no VERSION or app/server.py); "
@@ -248,7 +281,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     if port is None:
         old = version == OLD_VERSION
         port = env_port("SBX_OLD_PORT", 8081) if old else env_port("SBX_NEW_PORT", 8082)
-    install = install_release(version, Path(args.dir).expanduser().resolve(), port)
+    install = install_release(version, location(args.dir), port)
     print(f"installed {version} in {install.home}")
     print(f"configuration: {install.conf_path} (port {port})")
     return 0
@@ -337,7 +370,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     database = install.database()
     if not database.is_file():
         raise SbxError(f"{install.label} has no database at {database} yet; nothing to back up")
-    target = Path(args.file).expanduser().resolve()
+    target = backup_file(args.file)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_dir():
         raise SbxError(f"{target} is a directory; give the backup a file name")
     source = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=10)
@@ -392,7 +426,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             f"{install.label} is running (pid {pid}); stop it first with `sbx stop "
             f"{install.home}`: replacing the database under a running app loses data"
         )
-    source = Path(args.file).expanduser().resolve()
+    source = backup_file(args.file)
     text = read_dump(source)
     database = install.database()
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -421,7 +455,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def read_conf(text: str) -> tuple[Path, configparser.ConfigParser]:
     """Parse an installation's configuration, given the installation or the file itself."""
-    path = Path(text).expanduser().resolve()
+    path = location(text)
     if path.is_dir():
         path = path / "conf" / "app.conf"
     parser = configparser.ConfigParser(interpolation=None)
@@ -541,10 +575,11 @@ def cmd_proxy_switch(args: argparse.Namespace) -> int:
     if proxy_pid() is None:
         raise SbxError("the front door is not running; start it with `sbx proxy start`")
     previous = read_upstream(proxy_state())
-    write_atomic(proxy_state() / UPSTREAM_FILE, f"{args.port}\n")
-    print(f"front door now routes to {HOST}:{args.port} (was {HOST}:{previous})")
+    port = endpoint(args.port).port
+    write_atomic(proxy_state() / UPSTREAM_FILE, f"{port}\n")
+    print(f"front door now routes to {HOST}:{port} (was {HOST}:{previous})")
     try:
-        health = get_ok(Endpoint(HOST, args.port), "/health", timeout=3)
+        health = get_ok(Endpoint(HOST, port), "/health", timeout=3)
     except SbxError as exc:
         print(f"sbx: warning: {exc}; requests through the front door get 502 until it answers")
     else:
@@ -652,7 +687,7 @@ def cmd_teardown(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """Check an app's health against the given expectations."""
-    where = Endpoint.parse(args.url)
+    where = endpoint(args.url)
     deadline = time.monotonic() + args.wait
     while True:
         try:
@@ -681,7 +716,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_count(args: argparse.Namespace) -> int:
     """Print the number of records, optionally checking it."""
-    where = Endpoint.parse(args.url)
+    where = endpoint(args.url)
     count = get_ok(where, "/api/records/count").get("count")
     if args.expect is not None and count != args.expect:
         raise SbxError(f"{where}: expected {args.expect} records, found {count}")
@@ -691,7 +726,7 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Create records through the API, as live users would."""
-    where = Endpoint.parse(args.url)
+    where = endpoint(args.url)
     stamp = datetime.now(UTC).strftime("%H:%M:%S")
     add_records(where, [f"{args.title} {stamp} #{i + 1}" for i in range(args.count)])
     total = get_ok(where, "/api/records/count").get("count")
@@ -722,6 +757,35 @@ def count_arg(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a number")
     return int(text)
+
+
+def cmd_check_port(args: argparse.Namespace) -> int:
+    """Fail clearly when a port (or an installation's port) is taken."""
+    port = endpoint(args.port).port if not args.port.isdigit() else int(args.port)
+    if port_in_use(port):
+        raise SbxError(f"port {port} is already in use; stop what listens there or pick another")
+    print(f"port {port} is free")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """Delete a stopped installation made by `sbx install`."""
+    install = Install.open(args.dir)
+    pid = install.pid()
+    if pid is not None:
+        raise SbxError(f"{install.label} is running (pid {pid}); stop it first with `sbx stop`")
+    root = sandbox_root()
+    if root not in install.home.parents:
+        raise SbxError(f"{install.home} is outside the sandbox root {root}; remove it yourself")
+    shutil.rmtree(install.home)
+    print(f"removed {install.home}")
+    return 0
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    """Print where an installation (or the sandbox root) lives."""
+    print(location(args.name) if args.name else sandbox_root())
+    return 0
 
 
 def build_parser() -> Parser:
@@ -778,13 +842,20 @@ def build_parser() -> Parser:
     s.add_argument("--timeout", type=float, default=10.0)
     s = proxy.add_parser("switch", help="route the next requests to another port")
     s.set_defaults(func=cmd_proxy_switch)
-    s.add_argument("port", metavar="PORT", type=port_arg)
+    s.add_argument("port", metavar="PORT", help="a port, or an installation's name (new)")
     proxy.add_parser("status", help="show where the front door routes").set_defaults(
         func=cmd_proxy_status
     )
     s = proxy.add_parser("stop", help="stop the front door (status 3 if not running)")
     s.set_defaults(func=cmd_proxy_stop)
     s.add_argument("--timeout", type=float, default=10.0)
+
+    p = command("check-port", cmd_check_port, "fail if a port (or an installation's) is taken")
+    p.add_argument("port", metavar="PORT")
+    p = command("remove", cmd_remove, "delete a stopped installation")
+    p.add_argument("dir", metavar="DIR")
+    p = command("path", cmd_path, "print an installation's folder, or the sandbox root")
+    p.add_argument("name", metavar="NAME", nargs="?")
 
     p = command("provision", cmd_provision, "set up the running old installation and front door")
     p.add_argument("--records", type=count_arg, default=50, help="sample records (default 50)")
@@ -793,7 +864,11 @@ def build_parser() -> Parser:
     p.add_argument("--timeout", type=float, default=10.0)
 
     p = command("health", cmd_health, "check an app's health, optionally against expectations")
-    p.add_argument("url", metavar="URL", help="PORT, HOST:PORT or http://HOST:PORT")
+    p.add_argument(
+        "url",
+        metavar="URL",
+        help="an installation name (new), frontdoor, PORT, HOST:PORT or http://HOST:PORT",
+    )
     p.add_argument("--expect-version")
     p.add_argument("--expect-schema", type=int)
     p.add_argument("--expect-site")
