@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python sandbox/sbx teardown >/dev/null 2>&1 || true
 	$(BIN)/runbook reset $(GUIDE)
 	$(BIN)/python sandbox/sbx provision
-	$(BIN)/runbook exec $(GUIDE) --yes --tab Sandbox
+	$(BIN)/runbook exec $(GUIDE) --yes --tab Sandbox --set site-name="Rehearsal site"
 
 ## test: run the test suite
 test: $(STAMP)

@@ -759,6 +759,20 @@ def count_arg(text: str) -> int:
     return int(text)
 
 
+def cmd_dump_count(args: argparse.Namespace) -> int:
+    """Print how many records a dump holds."""
+    source = backup_file(args.file)
+    text = read_dump(source)
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        try:
+            db.executescript(text)
+        except sqlite3.Error as exc:
+            raise SbxError(f"{source} is not a valid SQL dump: {exc}") from None
+        _, count = snapshot_facts(db, f"the dump {source}")
+    print(count)
+    return 0
+
+
 def cmd_check_port(args: argparse.Namespace) -> int:
     """Fail clearly when a port (or an installation's port) is taken."""
     port = endpoint(args.port).port if not args.port.isdigit() else int(args.port)
@@ -850,6 +864,8 @@ def build_parser() -> Parser:
     s.set_defaults(func=cmd_proxy_stop)
     s.add_argument("--timeout", type=float, default=10.0)
 
+    p = command("dump-count", cmd_dump_count, "print how many records a dump holds")
+    p.add_argument("file", metavar="FILE")
     p = command("check-port", cmd_check_port, "fail if a port (or an installation's) is taken")
     p.add_argument("port", metavar="PORT")
     p = command("remove", cmd_remove, "delete a stopped installation")
