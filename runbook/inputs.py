@@ -132,11 +132,11 @@ def _scan_line(line: str, state: str, wanted: set[str], used: dict[str, None]) -
     n = len(line)
     while i < n:
         ch = line[i]
-        if ch == "<" and (m := _PLACEHOLDER_RE.match(line, i)) and m.group(1) in wanted:
-            if i == 0 or line[i - 1] != "<":
-                out.append(_reference(m.group(1), used, state))
-                i = m.end()
-                continue
+        m = _PLACEHOLDER_RE.match(line, i) if ch == "<" else None
+        if m and m.group(1) in wanted and (i == 0 or line[i - 1] != "<"):
+            out.append(_reference(m.group(1), used, state))
+            i = m.end()
+            continue
         if state == "single":
             if ch == "'":
                 state = "normal"

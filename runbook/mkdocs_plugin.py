@@ -5,8 +5,10 @@ It imports the loading side only (site, render, guide), never the execution side
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from pathlib import Path
+
 from mkdocs.config import config_options as c
 from mkdocs.config.base import Config
 from mkdocs.config.defaults import MkDocsConfig
@@ -21,7 +23,7 @@ from runbook.render import Renderer, split_front_matter
 from runbook.site import Site
 
 
-class RunbookConfig(Config):
+class RunbookConfig(Config):  # type: ignore[no-untyped-call]
     """Options under ``plugins: - runbook:`` in ``mkdocs.yml``."""
 
     include_dir = c.Type(str, default="")
@@ -34,7 +36,7 @@ class RunbookConfig(Config):
     """File name pattern of snippets inside the docs folder, never published as pages."""
 
 
-class RunbookPlugin(BasePlugin[RunbookConfig]):
+class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
     """Render Jinja includes in every page; keep snippets out of the site."""
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
@@ -75,10 +77,8 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
     ) -> str:
         path = Path(page.file.abs_src_path or page.file.src_uri)
         first_line = 1
-        try:
+        with contextlib.suppress(OSError, UnicodeError):
             _, _, first_line = split_front_matter(path.read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeError):
-            pass
         try:
             rendered = self.renderer.render(
                 markdown,

@@ -36,11 +36,8 @@ class Origin:
     def display(self, base: Path | None = None) -> str:
         """Return ``path:line`` with the path relative to ``base`` when possible."""
         path = self.path
-        if base is not None:
-            try:
-                path = path.relative_to(base)
-            except ValueError:
-                pass
+        if base is not None and path.is_relative_to(base):
+            path = path.relative_to(base)
         return f"{path}:{self.line}"
 
 

@@ -54,8 +54,11 @@ _CONTAINER_RE = re.compile(
     r"^(?P<marker>!!!|\?\?\?\+?|===[!+]*)(?:[ \t]+(?P<kind>[\w-]+(?:[ \t]+[\w-]+)*))?"
     r'(?:[ \t]*"(?P<title>[^"]*)")?[ \t]*$'
 )
+# What superfences accepts: a language, then `{ attrs }` after a space, or key="value" options.
 _FENCE_INFO_RE = re.compile(
-    r"""^\.?(?P<lang>[\w#.+-]+)?(?:(?:[ \t]+|^)\{(?P<attrs>.*)\}|(?P<options>(?:[ \t]+[A-Za-z]\w*=(?:"[^"]*"|'[^']*'))*))[ \t]*$"""
+    r"^\.?(?P<lang>[\w#.+-]+)?"
+    r"(?:(?:[ \t]+|^)\{(?P<attrs>.*)\}"
+    r"""|(?P<options>(?:[ \t]+[A-Za-z]\w*=(?:"[^"]*"|'[^']*'))*))[ \t]*$"""
 )
 _FILEISH_TITLE_RE = re.compile(r"^[~/.]|^\S+\.\w{1,6}$")
 _COMMAND_WORDS = frozenset(

@@ -156,7 +156,7 @@ class _Environment(jinja2.Environment):
     renderer: Renderer
 
     def join_path(self, template: str, parent: str) -> str:
-        stack = [t.name for t, _ in _template_frames()]
+        stack = [t.name or "<page>" for t, _ in _template_frames()]
         if template in stack:
             chain = [*reversed(stack[: stack.index(template) + 1]), template]
             raise self.renderer.include_error(
@@ -278,7 +278,7 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             self._syntax_error(exc, path, first_line)
         except jinja2.TemplateNotFound as exc:
-            where, line = self._last_include_site(exc.name, path)
+            where, line = self._last_include_site(str(exc.name), path)
             raise IncludeError(
                 f"include {exc.name!r} not found in {rel(self.include_root)}/",
                 path=where,

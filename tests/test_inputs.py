@@ -15,7 +15,7 @@ from runbook.inputs import check_value, placeholders_in, preview, shell_var, sub
 
 CONTEXTS = {
     "unquoted": "printf '%s' <x>",
-    "double": 'printf \'%s\' "<x>"',
+    "double": "printf '%s' \"<x>\"",
     "double-mixed": 'printf \'%s\' "pre-<x>-post" | sed "s/^pre-//; s/-post$//"',
     "single": "printf '%s' '<x>'",
     "heredoc": "cat <<EOF | head -c -1\n<x>\nEOF",
@@ -57,7 +57,9 @@ def run_bash(script: str, values: dict[str, str], cwd: Path) -> subprocess.Compl
 @pytest.mark.parametrize("context", sorted(CONTEXTS))
 @settings(max_examples=40, deadline=None)
 @given(value=hostile)
-def test_value_is_data_in_every_quoting_context(context: str, value: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_value_is_data_in_every_quoting_context(
+    context: str, value: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     cwd = tmp_path_factory.mktemp("bash")
     code = CONTEXTS[context]
     script = substitute(code, ["x"])
@@ -97,6 +99,10 @@ def test_control_characters_are_refused(value: str) -> None:
 
 
 def test_preview_masks_secrets() -> None:
-    text = preview("mysql -u <user> -p<db-password>", {"user": "root", "db-password": "hunter2"}, {"db-password"})
+    text = preview(
+        "mysql -u <user> -p<db-password>",
+        {"user": "root", "db-password": "hunter2"},
+        {"db-password"},
+    )
     assert text == "mysql -u root -p********"
     assert placeholders_in("a <b> <c> <b>") == ["b", "c"]
