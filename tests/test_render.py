@@ -1,0 +1,171 @@
+"""Rendering: the line markers never change what Jinja produces, and lines map back home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runbook.errors import IncludeError, TemplateError
+from runbook.render import Renderer, split_front_matter
+
+VARIABLES = {"x": "X", "flag": True, "off": False, "items": ["a", "b"], "multi": "l1\nl2"}
+
+text_line = st.text(
+    alphabet=st.characters(
+        blacklist_categories=["Cs", "Cc"], blacklist_characters="{}%#\ue000\ue001"
+    ),
+    max_size=30,
+)
+
+
+@st.composite
+def template(draw: st.DrawFn, depth: int = 0) -> str:
+    parts: list[str] = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(
+            st.sampled_from(
+                [
+                    "text",
+                    "text",
+                    "var",
+                    "var-strip",
+                    "if",
+                    "if-strip",
+                    "for",
+                    "raw",
+                    "comment",
+                    "blank",
+                    "indent",
+                ]
+                if depth < 2
+                else ["text", "var", "comment", "blank"]
+            )
+        )
+        if kind == "text":
+            parts.append(draw(text_line) + "\n")
+        elif kind == "blank":
+            parts.append("\n")
+        elif kind == "indent":
+            parts.append("    " + draw(text_line) + "\n")
+        elif kind == "var":
+            parts.append(
+                draw(text_line)
+                + " {{ "
+                + draw(st.sampled_from(["x", "multi", "items|join(',')"]))
+                + " }}\n"
+            )
+        elif kind == "var-strip":
+            parts.append("  {{- x -}}\n")
+        elif kind == "comment":
+            parts.append("{# a\nmulti-line comment #}" + draw(st.sampled_from(["", "\n"])))
+        elif kind == "raw":
+            parts.append("{% raw %}{{.Names}} ${#A[@]}\n{% endraw %}\n")
+        elif kind in ("if", "if-strip"):
+            dash = "-" if kind == "if-strip" else ""
+            cond = draw(st.sampled_from(["flag", "off"]))
+            parts.append(
+                f"{{%{dash} if {cond} {dash}%}}\n"
+                + draw(template(depth + 1))
+                + f"{{%{dash} endif {dash}%}}\n"
+            )
+        elif kind == "for":
+            parts.append(
+                "{% for i in items %}\n" + draw(template(depth + 1)) + "{{ i }}\n{% endfor %}\n"
+            )
+    return "".join(parts)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(source=template(), snippet=template())
+def test_markers_never_change_the_output(tmp_path: Path, source: str, snippet: str) -> None:
+    (tmp_path / "_s.md").write_text(snippet)
+    page = source + "{% include '_s.md' %}\n" + source
+    plain = (
+        jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path))
+        .from_string(page)
+        .render(VARIABLES)
+    )
+    ours = Renderer(tmp_path).render(page, tmp_path / "page.md", variables=VARIABLES)
+    assert ours.text == plain
+    assert len(ours.line_map.lines) == len(plain.split("\n"))
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(page=st.lists(text_line, max_size=20), snippet=st.lists(text_line, min_size=1, max_size=20))
+def test_plain_lines_map_to_their_file_and_line(
+    tmp_path: Path, page: list[str], snippet: list[str]
+) -> None:
+    (tmp_path / "_s.md").write_text("\n".join(snippet) + "\n")
+    source = "\n".join([*page, "{% include '_s.md' %}", "after"]) + "\n"
+    rendered = Renderer(tmp_path).render(source, tmp_path / "page.md", first_line=5)
+    lines = rendered.text.split("\n")
+    for n, line in enumerate(lines):
+        origin = rendered.line_map.origin(n)
+        if not line.strip():
+            continue  # blank lines carry no content to place
+        if origin.path.name == "_s.md":
+            assert snippet[origin.line - 1] == line
+        else:
+            expected = [*page, "", "after"][origin.line - 5]
+            assert expected == line
+
+
+def test_include_inside_a_tab_keeps_positions(tmp_path: Path) -> None:
+    (tmp_path / "_s.md").write_text("first\nsecond\n")
+    source = '=== "Tab"\n\n    {% include "_s.md" %}\nlast\n'
+    rendered = Renderer(tmp_path).render(source, tmp_path / "p.md")
+    assert rendered.text.split("\n")[:4] == ['=== "Tab"', "", "    first", "second"]
+    assert [str(rendered.line_map.origin(i)).rsplit("/", 1)[1] for i in range(5)] == [
+        "p.md:1",
+        "p.md:2",
+        "_s.md:1",
+        "_s.md:2",
+        "p.md:4",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "body_line", "body_start"),
+    [
+        ("---\ntitle: x\n---\n# T\n", 4, "# T"),
+        ("\ufeff---\r\ntitle: x\r\n---\r\n# T\r\n", 4, "# T"),
+        ("---\n---\nbody\n", 3, "body"),
+        ("# no front matter\n", 1, "# no"),
+        ("---\nnot closed\n# T\n", 1, "---\nnot closed"),
+    ],
+)
+def test_front_matter_split(text: str, body_line: int, body_start: str) -> None:
+    _, body, first = split_front_matter(text)
+    assert first == body_line
+    assert body.startswith(body_start)
+
+
+def test_undefined_variables_are_listed_together(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError) as info:
+        Renderer(tmp_path).render(
+            "{{ a }}\n{{ b }}\n{% if c is defined %}{{ c }}{% endif %}\n", tmp_path / "p.md"
+        )
+    assert "'a' (" in info.value.message and "'b' (" in info.value.message
+    assert "'c'" not in info.value.message
+    assert info.value.line == 1
+
+
+def test_self_include_is_a_cycle(tmp_path: Path) -> None:
+    (tmp_path / "_loop.md").write_text("again\n{% include '_loop.md' %}\n")
+    with pytest.raises(IncludeError, match="include cycle: _loop.md -> _loop.md"):
+        Renderer(tmp_path).render("{% include '_loop.md' %}", tmp_path / "p.md")
+
+
+def test_ignore_missing_is_honoured(tmp_path: Path) -> None:
+    out = Renderer(tmp_path).render(
+        "a\n{% include '_none.md' ignore missing %}\nb\n", tmp_path / "p.md"
+    )
+    assert out.text == "a\n\nb"
