@@ -160,7 +160,7 @@ def test_undefined_variables_are_listed_together(tmp_path: Path) -> None:
 
 def test_self_include_is_a_cycle(tmp_path: Path) -> None:
     (tmp_path / "_loop.md").write_text("again\n{% include '_loop.md' %}\n")
-    with pytest.raises(IncludeError, match="include cycle: _loop.md -> _loop.md"):
+    with pytest.raises(IncludeError, match=r"include cycle: _loop\.md -> _loop\.md"):
         Renderer(tmp_path).render("{% include '_loop.md' %}", tmp_path / "p.md")
 
 
