@@ -457,13 +457,13 @@ class Base64Delivery:
     def shell_setup(self) -> str:
         """Create a private directory on the shell's side and the receiving function."""
         return (
-            '__rb_dir=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/runbook.XXXXXXXX") || '
-            "builtin return 1; __rb_file=$__rb_dir/block.sh; "
+            '__rb_dir=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/runbook.XXXXXXXX"); '
+            "__rb_file=$__rb_dir/block.sh; "
             "builtin readonly __rb_dir __rb_file; "
             "__rb_recv() { local __rb_l __rb_i; "
             "for ((__rb_i = 0; __rb_i < $1; __rb_i++)); do "
             'IFS= builtin read -r __rb_l || builtin return 1; builtin printf "%s\\n" "$__rb_l"; '
-            'done > "$__rb_file.b64" && base64 -d < "$__rb_file.b64" > "$__rb_file"; }; '
+            'done >| "$__rb_file.b64" && base64 -d < "$__rb_file.b64" >| "$__rb_file"; }; '
             "builtin readonly -f __rb_recv"
         )
 
@@ -493,7 +493,8 @@ class Transport:
     """How to reach a shell: the command that starts it and how to talk to it."""
 
     name: str
-    """Short label: ``local`` or ``ssh``."""
+    """``local`` when the shell's processes run on this machine (so signals and /proc
+    reach them); any other label, such as ``ssh``, means they are out of reach."""
     argv: tuple[str, ...]
     """Command line that starts an interactive bash on the far end of a terminal."""
     delivery: Callable[[], Delivery]
@@ -868,7 +869,7 @@ class Session:
             "for ((__rb_i = 0; __rb_i < $2; __rb_i++)); do "
             "IFS= builtin read -r __rb_l || builtin return 1; __rb_v+=$__rb_l; done; "
             'builtin printf -v "$1" %s "$__rb_v" || builtin return 1; '
-            'if [[ $3 == x ]]; then builtin export "$1"; fi; }'
+            'if [[ ${3-} == x ]]; then builtin export "$1"; fi; }'
         )
         parts = [
             f"PS1={ps1}; PS2=''; PS0=''; PS4='+ '",
@@ -881,6 +882,8 @@ class Session:
             self._delivery.shell_setup(),
             "builtin readonly PS1 PS2 PS0 __rb_pid",
             "builtin readonly -f __rb_arm __rb_define",
+            # Last, so its status is the setup's: the block file's directory must exist.
+            "[[ -d ${__rb_file%/*} && -w ${__rb_file%/*} ]]",
         ]
         line = "; ".join(parts)
         _check_typable(line, "the shell setup")

@@ -736,3 +736,20 @@ def test_output_is_exact_when_the_terminal_does_not_echo(local: Captured) -> Non
     local.run("stty echo")
     assert local.run("echo loud") == b"loud\n"
     assert b"__rb" not in local.output
+
+
+def test_strict_shell_options_in_a_block_do_not_break_the_session(sh: Captured) -> None:
+    sh.run("set -u -o noclobber -o pipefail; shopt -s failglob; IFS=:")
+    sh.session.define("AFTER", "a b", export=True)
+    sh.session.define("LOCAL_ONLY", "c")
+    assert sh.run('echo "$AFTER $LOCAL_ONLY"; false | true') == b"a b c\n"
+    assert sh.last.status == 1
+    assert sh.run("echo next") == b"next\n"
+
+
+def test_base64_setup_failure_is_reported(tmp_path: Path) -> None:
+    transport = DELIVERIES["base64"]
+    session = Session(transport=transport, cwd=tmp_path, env={"TMPDIR": "/nonexistent/dir"})
+    with pytest.raises(SessionError, match="setting up"):
+        session.start()
+    session.close()
