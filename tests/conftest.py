@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,3 +21,33 @@ REGEN = os.environ.get("RUNBOOK_REGEN") == "1"
 def runbook_cmd() -> list[str]:
     """Return the argv prefix that runs the CLI in a subprocess."""
     return [sys.executable, "-m", "runbook"]
+
+
+GUIDE = Path("docs/admin-guide/upgrading/parallel.md")
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Copy the site, tick steps 1 and 3 of the upgrade guide, build it strictly."""
+    from runbook.checklist import set_steps
+    from runbook.guide import load
+
+    work = tmp_path_factory.mktemp("site")
+    for name in ("mkdocs.yml", "docs", "snippets"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name)
+        else:
+            shutil.copy(src, work / name)
+    set_steps(load(work / GUIDE), [1, 3], True)
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(work / "out")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return work

@@ -3,44 +3,20 @@
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from runbook.checklist import set_steps
 from runbook.guide import load
-from tests.conftest import ROOT
-
-GUIDE = Path("docs/admin-guide/upgrading/parallel.md")
+from tests.conftest import GUIDE
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Copy the site, tick steps 1 and 3 of the guide, build it strictly."""
-    work = tmp_path_factory.mktemp("site")
-    for name in ("mkdocs.yml", "docs", "snippets"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name)
-        else:
-            shutil.copy(src, work / name)
-    set_steps(load(work / GUIDE), [1, 3], True)
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(work / "out")],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return work
+@pytest.fixture
+def built(built_site: Path) -> Path:
+    return built_site
 
 
 def page(built: Path, rel: str) -> str:
