@@ -27,7 +27,7 @@ import stat
 import tempfile
 import termios
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -1049,17 +1049,46 @@ class Session:
         flag = " x" if export else ""
         payload = b"".join(chunk + b"\n" for chunk in chunks)
         line = f"__rb_define {name} {len(chunks)}{flag}\n".encode()
+        self._drain_idle(None)
         try:
-            status = self._exchange(line + payload, 10.0 + len(payload) / 100_000)
+            with self._no_echo():
+                status = self._exchange(line + payload, 10.0 + len(payload) / 100_000, stale=False)
         except _ShellGone as gone:
             raise SessionError(
                 f"the shell on {self.host} exited while setting {name} (status {gone.status})"
             ) from None
+        except SessionError:
+            # The value may still sit in the terminal's buffers: never let a later block
+            # read it into the transcript. A fresh shell replaces this one.
+            self._discard_child()
+            self._dead = not self.restart
+            raise
         if status != 0:
             raise UsageError(
                 f"cannot set shell variable {name} (status {status})",
                 hint="it may be read-only in the shell",
             )
+
+    @contextlib.contextmanager
+    def _no_echo(self) -> Iterator[None]:
+        """Keep the local terminal from echoing what is typed meanwhile."""
+        try:
+            attrs = termios.tcgetattr(self._fd)
+        except termios.error:
+            yield
+            return
+        was = attrs[3] & termios.ECHO
+        attrs[3] &= ~termios.ECHO
+        # On Linux the master side shares the terminal settings of the shell's side.
+        termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
+        try:
+            yield
+        finally:
+            if was and self._fd >= 0:
+                with contextlib.suppress(termios.error):
+                    attrs = termios.tcgetattr(self._fd)
+                    attrs[3] |= termios.ECHO
+                    termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
 
     # ------------------------------------------------------------------ interrupt
 

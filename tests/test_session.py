@@ -753,3 +753,13 @@ def test_base64_setup_failure_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SessionError, match="setting up"):
         session.start()
     session.close()
+
+
+def test_define_types_with_echo_off_and_restores_it(local: Captured) -> None:
+    session = local.session
+    fd = session._fd
+    with session._no_echo():
+        assert not termios.tcgetattr(fd)[3] & termios.ECHO
+    assert termios.tcgetattr(fd)[3] & termios.ECHO
+    session.define("QUIET", "v")
+    assert b" echo " in local.run("stty -a")
