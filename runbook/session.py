@@ -259,16 +259,15 @@ def _all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def _group_members(pgrp: int) -> list[int]:
-    """Return the processes of a process group, its leader first."""
-    members = [pgrp]
+def _group_members(pgrp: int) -> Iterator[int]:
+    """Yield the processes of a process group, its leader first (scanning only if asked)."""
+    yield pgrp
     for pid in _all_pids():
         if pid == pgrp:
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
             if _read_stat(pid).pgrp == pgrp:
-                members.append(pid)
-    return members
+                yield pid
 
 
 def _session_members(sid: int) -> list[int]:
@@ -1270,7 +1269,8 @@ class Session:
                     continue
                 if now < next_probe:
                     continue
-                next_probe = now + 0.2
+                # Back off on long quiet stretches: each probe may scan /proc.
+                next_probe = now + min(1.0, max(0.2, (now - last_io) / 5))
                 probe = Probe(
                     fd=self._fd,
                     shell_pid=int(self._child.pid) if self._child else -1,

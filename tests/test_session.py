@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import signal
+import sys
 import termios
 import threading
 import time
@@ -763,3 +764,27 @@ def test_define_types_with_echo_off_and_restores_it(local: Captured) -> None:
     assert termios.tcgetattr(fd)[3] & termios.ECHO
     session.define("QUIET", "v")
     assert b" echo " in local.run("stty -a")
+
+
+RAW_POLL = (
+    "{python} -c 'import select, sys, termios, tty\n"
+    "saved = termios.tcgetattr(0); tty.setraw(0)\n"
+    'sys.stdout.write("{text}"); sys.stdout.flush()\n'
+    "ready = select.select([0], [], [], {wait})[0]\n"
+    "termios.tcsetattr(0, termios.TCSADRAIN, saved)\n"
+    'print("input" if ready else " done")'
+    "'"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [("mysql> ", "needs-input"), ("Downloading 42%", "ok")],
+)
+def test_raw_mode_program_polling_the_terminal(tmp_path: Path, text: str, outcome: str) -> None:
+    transport = Transport("local", LOCAL_SHELL, FileDelivery, TtyReadDetector(raw_quiet=0.3))
+    with Session(transport=transport, cwd=tmp_path, grace=0.3) as session:
+        script = RAW_POLL.format(python=sys.executable, text=text, wait=1.0)
+        result = session.run(script, timeout=10)
+        assert result.outcome == outcome
+        assert session.run("echo alive", timeout=5).ok
