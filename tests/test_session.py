@@ -788,3 +788,14 @@ def test_raw_mode_program_polling_the_terminal(tmp_path: Path, text: str, outcom
         result = session.run(script, timeout=10)
         assert result.outcome == outcome
         assert session.run("echo alive", timeout=5).ok
+
+
+def test_file_delivery_root_can_be_chosen(tmp_path: Path) -> None:
+    root = tmp_path / "blocks"
+    root.mkdir()
+    transport = Transport("local", LOCAL_SHELL, lambda: FileDelivery(str(root)), TtyReadDetector())
+    with Session(transport=transport, cwd=tmp_path) as session:
+        out = bytearray()
+        session.run('echo "$__rb_file"', timeout=5, on_output=out.extend)
+        assert out.decode().startswith(f"{root}/runbook-")
+    assert list(root.iterdir()) == []
