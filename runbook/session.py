@@ -37,6 +37,8 @@ from runbook.errors import EXIT_STEP_FAILED, RunbookError, UsageError
 from runbook.redact import Redactor
 
 __all__ = [
+    "LOCAL_SHELL",
+    "SHELL_ENV",
     "Answer",
     "Base64Delivery",
     "BlockResult",
@@ -470,13 +472,13 @@ class Base64Delivery:
     def shell_setup(self) -> str:
         """Create a private directory on the shell's side and the receiving function."""
         return (
-            '__rb_dir=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/runbook.XXXXXXXX"); '
+            '__rb_dir=$(umask 077 && command mktemp -d "${TMPDIR:-/tmp}/runbook.XXXXXXXX"); '
             "__rb_file=$__rb_dir/block.sh; "
             "builtin readonly __rb_dir __rb_file; "
             "__rb_recv() { local __rb_l __rb_i; "
             "for ((__rb_i = 0; __rb_i < $1; __rb_i++)); do "
             'IFS= builtin read -r __rb_l || builtin return 1; builtin printf "%s\\n" "$__rb_l"; '
-            'done >| "$__rb_file.b64" && base64 -d < "$__rb_file.b64" >| "$__rb_file"; }; '
+            'done >| "$__rb_file.b64" && command base64 -d < "$__rb_file.b64" >| "$__rb_file"; }; '
             "builtin readonly -f __rb_recv"
         )
 
