@@ -789,7 +789,15 @@ class Session:
     @property
     def alive(self) -> bool:
         """Return True while the shell process runs."""
-        return self._child is not None and bool(self._child.isalive())
+        child = self._child
+        if child is None:
+            return False
+        # Look without reaping: until the shell is reaped its pid (and the session id
+        # its jobs carry) cannot be reused, so killing by those numbers stays safe.
+        try:
+            return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False
 
     @property
     def pid(self) -> int | None:
@@ -929,12 +937,14 @@ class Session:
         if child is None:
             return None
         pid = int(child.pid)
-        # Background jobs get their own process groups but stay in the shell's session.
-        for member in [pid, *_session_members(pid)]:
+        if not child.ptyproc.terminated:
+            # Not reaped yet, so these numbers are still the shell's. Background jobs get
+            # their own process groups but stay in the shell's session.
+            for member in [pid, *_session_members(pid)]:
+                with contextlib.suppress(OSError):
+                    os.kill(member, signal.SIGKILL)
             with contextlib.suppress(OSError):
-                os.kill(member, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(pexpect.ExceptionPexpect, OSError):
             child.wait()
         with contextlib.suppress(pexpect.ExceptionPexpect, OSError):
