@@ -1,8 +1,26 @@
 """The run journal: an append-only record of who ran what, where, when, and how it ended.
 
 One JSON object per line, each written with a single ``write`` on an ``O_APPEND`` file, so a
-record is whole or absent even when the process is killed. Records that gate a tick are
-also fsynced first: a tick never outruns the journal.
+record is whole or absent even when the process is killed (a torn last line is skipped when
+reading). Records that gate a tick are also fsynced first: a tick never outruns the journal.
+
+Events, in the order a run writes them::
+
+    run-start     who, guide, pid, steps, inputs (non-secret values), tabs, transcript
+    tab           step, group (file:line), label, how (flag | only | asked)
+    input         name, value (non-secret only) or secret=true, how (asked)
+    step-start    step, title                                              (fsynced)
+    action-start  step, origin (file:line), host, kind, tabs
+    action-end    step, origin, host, status, outcome, duration, …
+    action-confirmed  step, origin, choice (skip | by-hand | skip-failed)
+    step-end      step, result (done | skipped | failed | stopped | interrupted | error),
+                  duration                                                 (fsynced)
+    tick          step, line              (after the guide's box was written)
+    tick-refused  step, reason                                             (fsynced)
+    step-resolved step, choice            (what to do with an unknown outcome; fsynced)
+    run-end       result, duration                                         (fsynced)
+
+Every record also carries ``time``, ``run`` (the run id) and ``who`` (``user@host``).
 """
 
 from __future__ import annotations
@@ -13,7 +31,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,17 +72,39 @@ def transcript_path(runtime_dir: Path, run_id: str) -> Path:
 class Journal:
     """Append records for one run."""
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        *,
+        user: str | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        """Open (creating, private) the journal at ``path`` for run ``run_id``.
+
+        ``redact`` masks secrets in every serialised record: a second line of defence, as
+        the runner never passes a secret value in the first place.
+        """
         self.path = path
         self.run_id = run_id
+        self.who = user or who()
+        self._redact = redact
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def write(self, event: str, *, sync: bool = False, **fields: Any) -> None:
         """Append one record; with ``sync``, make it durable before returning."""
-        record = {"time": now(), "run": self.run_id, "event": event, **fields}
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
+        if self._fd < 0:
+            raise ValueError("the journal is closed")
+        record = {"time": now(), "run": self.run_id, "who": self.who, "event": event, **fields}
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        if self._redact is not None:
+            line = self._redact(line)
+        data = (line + "\n").encode("utf-8", "surrogateescape")
+        # One write per record: O_APPEND makes it land whole after every earlier record.
+        written = os.write(self._fd, data)
+        if written != len(data):  # a full disk; finish the line so later records parse
+            os.write(self._fd, data[written:])
         if sync:
             os.fsync(self._fd)
 
@@ -92,18 +132,82 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
+def run_ids(path: Path) -> list[str]:
+    """Return the ids of the runs in the journal, oldest first."""
+    return [str(r.get("run")) for r in read_records(path) if r.get("event") == "run-start"]
+
+
 @dataclass(frozen=True)
-class Unknown:
-    """A step that started but has no recorded end."""
+class StepState:
+    """What the journal last says about one step, across all runs."""
 
     step: int
     """The step number."""
+    event: str
+    """The latest step event: ``step-start``, ``step-end``, ``step-resolved``, ``tick`` or
+    ``tick-refused``."""
+    result: str | None
+    """The result of the latest ``step-end`` (``done``, ``failed`` …), when that is the latest."""
+    ticked: bool
+    """Whether a ``tick`` record follows the latest ``step-end``."""
     run: str
-    """The run that started it."""
+    """The run that wrote the latest record."""
     time: str
-    """When it started."""
+    """When the latest record was written."""
     who: str
-    """Who ran it."""
+    """Who wrote it (``user@host``)."""
+
+    @property
+    def unknown(self) -> bool:
+        """Whether the step started and its end was never recorded."""
+        return self.event == "step-start"
+
+    @property
+    def done_unticked(self) -> bool:
+        """Whether the step ended ``done`` and the run stopped before recording its tick."""
+        return self.event == "step-end" and self.result == "done" and not self.ticked
+
+
+_STEP_EVENTS = frozenset({"step-start", "step-end", "step-resolved", "tick", "tick-refused"})
+
+
+def step_states(path: Path) -> dict[int, StepState]:
+    """Fold the journal into the latest state of each step."""
+    states: dict[int, StepState] = {}
+    whom: dict[str, str] = {}
+    for rec in read_records(path):
+        run = str(rec.get("run"))
+        event = rec.get("event")
+        if event == "run-start":
+            whom[run] = str(rec.get("who", "?"))
+        step = rec.get("step")
+        if event not in _STEP_EVENTS or not isinstance(step, int) or isinstance(step, bool):
+            continue
+        previous = states.get(step)
+        result: str | None = None
+        ticked = False
+        if event == "tick":
+            # A tick keeps the step-end it confirms; it only marks it as recorded.
+            if previous is not None and previous.event == "step-end":
+                event, result = "step-end", previous.result
+            ticked = True
+        elif event == "step-end":
+            result = str(rec.get("result"))
+        states[step] = StepState(
+            step=step,
+            event=str(event),
+            result=result,
+            ticked=ticked,
+            run=run,
+            time=str(rec.get("time")),
+            who=str(rec.get("who") or whom.get(run, "?")),
+        )
+    return states
+
+
+def unknown_steps(path: Path) -> list[StepState]:
+    """Return the steps whose latest record is a start with no end, by step number."""
+    return [s for _, s in sorted(step_states(path).items()) if s.unknown]
 
 
 @dataclass(frozen=True)
@@ -114,37 +218,67 @@ class LastRun:
     """The run id."""
     who: str
     """``user@host``."""
+    pid: int | None
+    """The process id of the run on its host."""
     started: str
     """When it started."""
     ended: str | None
     """When it ended, or None if it has no end record (killed, or still running)."""
     result: str | None
-    """``done``, ``failed``, ``stopped``, ``interrupted`` …, or None."""
+    """``done``, ``failed``, ``stopped``, ``interrupted`` …, or None without an end record."""
+    duration: float | None
+    """Seconds from start to end, when it ended."""
     steps: tuple[tuple[int, str, float], ...]
-    """Per step: number, result, seconds."""
+    """Per step that ended: number, result, seconds, in the order they ended."""
+    unknown: tuple[int, ...] = ()
+    """Steps of any run whose outcome is unknown (started, no recorded end)."""
+    running: bool = False
+    """Whether the run still holds the guide's lock (set by the caller, who knows the lock)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the run as plain data (``runbook status --json``)."""
+        return {
+            "run": self.run,
+            "who": self.who,
+            "pid": self.pid,
+            "started": self.started,
+            "ended": self.ended,
+            "result": self.result,
+            "duration": self.duration,
+            "steps": [{"number": n, "result": r, "duration": d} for n, r, d in self.steps],
+            "unknown": list(self.unknown),
+            "running": self.running,
+        }
+
+    def text(self) -> str:
+        """Describe the run for a person, in a few lines."""
+        if self.result is not None:
+            took = f" in {_seconds(self.duration)}" if self.duration is not None else ""
+            head = f"last run: {self.result}{took}, by {self.who} at {self.started}"
+        elif self.running:
+            head = f"last run: still running (pid {self.pid}), by {self.who} since {self.started}"
+        else:
+            head = f"last run: ended without a record (killed?), by {self.who} at {self.started}"
+        lines = [head]
+        if self.steps:
+            lines.append(
+                "  steps: " + ", ".join(f"{n} {r} ({_seconds(d)})" for n, r, d in self.steps)
+            )
+        if self.unknown:
+            numbers = ", ".join(str(n) for n in self.unknown)
+            lines.append(
+                f"  unknown outcome: step {numbers} started and never recorded an end; "
+                "the next exec asks (or --retry-unknown / --skip-unknown)"
+            )
+        return "\n".join(lines)
 
 
-def unknown_steps(path: Path) -> list[Unknown]:
-    """Return steps whose latest record is a start with no end."""
-    state: dict[int, dict[str, Any]] = {}
-    runs: dict[str, str] = {}
-    for rec in read_records(path):
-        if rec.get("event") == "run-start":
-            runs[str(rec.get("run"))] = str(rec.get("who", "?"))
-        step = rec.get("step")
-        if not isinstance(step, int):
-            continue
-        if rec.get("event") in ("step-start", "step-end", "step-resolved"):
-            state[step] = rec
-    return [
-        Unknown(step, str(rec.get("run")), str(rec.get("time")), runs.get(str(rec.get("run")), "?"))
-        for step, rec in sorted(state.items())
-        if rec.get("event") == "step-start"
-    ]
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}s"
 
 
 def last_run(path: Path) -> LastRun | None:
-    """Summarise the most recent run in the journal."""
+    """Summarise the most recent run in the journal, or None when there is none."""
     current: dict[str, Any] | None = None
     steps: dict[int, tuple[str, float]] = {}
     end: dict[str, Any] | None = None
@@ -155,16 +289,25 @@ def last_run(path: Path) -> LastRun | None:
         elif current is None or rec.get("run") != current.get("run"):
             continue
         elif event == "step-end" and isinstance(rec.get("step"), int):
-            steps[rec["step"]] = (str(rec.get("result")), float(rec.get("duration", 0.0)))
+            steps.pop(rec["step"], None)  # keep the order steps ended in
+            steps[rec["step"]] = (str(rec.get("result")), _float(rec.get("duration")))
         elif event == "run-end":
             end = rec
     if current is None:
         return None
+    pid = current.get("pid")
     return LastRun(
         run=str(current.get("run")),
         who=str(current.get("who", "?")),
+        pid=pid if isinstance(pid, int) else None,
         started=str(current.get("time")),
         ended=str(end.get("time")) if end else None,
         result=str(end.get("result")) if end else None,
+        duration=_float(end.get("duration")) if end else None,
         steps=tuple((n, r, d) for n, (r, d) in steps.items()),
+        unknown=tuple(s.step for s in unknown_steps(path)),
     )
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0

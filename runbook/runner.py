@@ -2,8 +2,13 @@
 
 The runner owns the bookkeeping (lock, journal, ticks, summary) and the conversation with
 the operator; shells belong to ``runbook.session``. Order of records for every action:
-journal start → run → journal end; for every step: journal end (fsynced) → tick. A tick
-therefore never outruns the journal.
+journal start → run → journal end; for every step: journal end (fsynced) → tick → tick
+record. A tick therefore never outruns the journal, and a run killed between the end record
+and the tick is finished by the next run (the journal says the step was done).
+
+Signals: the first Ctrl-C stops the running command and the operator decides (retry, skip,
+quit); a second one, or SIGTERM/SIGHUP, ends the run. Neither ever cuts the bookkeeping of a
+step in half: those few writes defer the interruption until they are complete.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
@@ -24,6 +29,7 @@ from typing import BinaryIO
 from runbook.checklist import runtime_dir, snapshot
 from runbook.errors import (
     EXIT_INTERRUPTED,
+    EXIT_NEEDS_OPERATOR,
     EXIT_OK,
     ConcurrentEditError,
     GuideError,
@@ -33,10 +39,20 @@ from runbook.errors import (
     StepFailed,
     UsageError,
 )
-from runbook.inputs import check_value, preview, shell_var, substitute
-from runbook.journal import Journal, journal_path, new_run_id, transcript_path, unknown_steps, who
-from runbook.lock import Lock, lock_name
-from runbook.model import Action, Origin, Placeholder, Runbook, Step, TabRef, rel
+from runbook.inputs import check_value, placeholders_in, preview, shell_var, substitute
+from runbook.journal import (
+    Journal,
+    LastRun,
+    journal_path,
+    last_run,
+    new_run_id,
+    run_ids,
+    step_states,
+    transcript_path,
+)
+from runbook.lock import Lock, lock_name, read_holder
+from runbook.model import Action, Admonition, Origin, Placeholder, Runbook, Step, TabRef, rel
+from runbook.parse import is_secret
 from runbook.redact import Redactor
 from runbook.session import (
     Answer,
@@ -48,11 +64,21 @@ from runbook.session import (
     ssh_transport,
 )
 from runbook.site import Site
-from runbook.state import Snapshot, Tick, apply_ticks
+from runbook.state import Tick, apply_ticks
 from runbook.ui import Console, format_duration
 
 # Output kept per `$ ` command for comparison; longer output fails the comparison.
 _CAPTURE_LIMIT = 1 << 20
+# Step results, as the journal's step-end records and the summary name them.
+_MARKS = {"done": "✓", "failed": "✗", "skipped": "–", "stopped": "■", "interrupted": "■"}
+_COLOURS = {
+    "done": "green",
+    "failed": "red",
+    "interrupted": "red",
+    "error": "red",
+    "stopped": "yellow",
+    "skipped": "yellow",
+}
 
 
 @dataclass(frozen=True)
@@ -62,9 +88,9 @@ class ExecOptions:
     sets: Mapping[str, str] = field(default_factory=dict)
     """Values for placeholders (``--set``)."""
     tabs: tuple[str, ...] = ()
-    """Tab labels chosen ahead (``--tab``)."""
+    """Tab labels chosen ahead (``--tab``), ``*`` wildcards allowed."""
     from_step: int | None = None
-    """Start at this step, ticked or not (``--from``)."""
+    """Start at this step; it and every later step run, ticked or not (``--from``)."""
     only: tuple[int, ...] = ()
     """Run just these steps, ticked or not (``--only``)."""
     redo: bool = False
@@ -74,26 +100,69 @@ class ExecOptions:
     dry_run: bool = False
     """Show the plan, run nothing."""
     timeout: float | None = None
-    """Default seconds per block (``--timeout``)."""
+    """Default seconds per block (``--timeout``); a block's own ``timeout`` wins."""
     retry_unknown: bool = False
     """Run steps with an unknown outcome again without asking."""
     skip_unknown: bool = False
     """Skip steps with an unknown outcome without asking."""
+    cwd: Path | None = None
+    """Folder the shells start in; None for the current folder, as for a person."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepResult:
     """How one step went, for the summary."""
 
     number: int
+    """The step number."""
     title: str
-    result: str  # done | skipped | failed | stopped | interrupted
+    """The step title."""
+    result: str
+    """``done``, ``skipped``, ``failed``, ``stopped``, ``interrupted``, ``error`` or
+    ``already done``."""
     duration: float = 0.0
+    """Seconds the step took in this run."""
     note: str = ""
+    """A short remark for the summary (``tick refused``, ``unknown outcome`` …)."""
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What one shell round trip runs: a whole block, or one command of a ``$ `` block."""
+
+    action: Action
+    """The block it comes from."""
+    index: int
+    """Its position in the block (0 for a whole block)."""
+    origin: Origin
+    """Where failures point: the block's fence, or the ``$ `` command's line."""
+    code: str
+    """Shell code, placeholders replaced by variable references."""
+    expected: list[str] | None
+    """Output lines it must print (``$ `` blocks), else None."""
 
 
 class _Quit(Exception):
     """The operator chose to stop the run."""
+
+    def __init__(self, code: int = EXIT_NEEDS_OPERATOR) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def last_run_of(book: Runbook) -> LastRun | None:
+    """Return what the journal says about ``book``'s last run (for ``runbook status``).
+
+    Reads only: creates no folder and takes no lock. ``running`` is set when a live process
+    still holds the guide's run lock.
+    """
+    runtime = book.runtime_dir or book.path.parent / ".runbook"
+    found = last_run(journal_path(runtime, book.path))
+    if found is None:
+        return None
+    holder = read_holder(runtime / "locks" / f"{lock_name(book.path, 'run')}.lock")
+    running = holder is not None and holder.kind == "run" and not holder.is_stale()
+    return replace(found, running=running and found.ended is None)
 
 
 class Runner:
@@ -107,92 +176,83 @@ class Runner:
         console: Console | None = None,
         guide_arg: str = "",
     ) -> None:
+        """Prepare a run; ``console`` is given the runner's secret masking."""
         self.book = book
         self.site = site
         self.options = options
+        self.redactor = Redactor()
         self.console = console or Console()
+        self.console.redact = self.redactor.redact_text
         self.guide_arg = guide_arg or rel(book.path)
         self.values: dict[str, str] = {}
-        self.secrets: set[str] = {p.name for p in book.inputs if p.secret}
+        self._secret_names = {p.name for p in book.inputs if p.secret}
         self.tab_choice: dict[Origin, str] = {}
+        self._tab_how: dict[Origin, str] = {}
+        self._tabs_journaled: set[Origin] = set()
         self.labels: list[str] = list(options.tabs)
         self.sessions: dict[str, Session] = {}
-        self.defined: dict[str, set[str]] = {}
-        self.redactor = Redactor()
+        self._defined: dict[str, set[str]] = {}
         self.results: list[StepResult] = []
-        self.snapshot: Snapshot = snapshot(book)
+        # Ticks always name lines of the guide as loaded; apply_ticks follows edits from there.
+        self.snapshot = snapshot(book)
         self.journal: Journal | None = None
         self.transcript: BinaryIO | None = None
+        self._transcript_path: Path | None = None
         self._interrupts = 0
         self._running: Session | None = None
+        self._critical = 0
+        self._deferred = False
+        self._skipped_failure = False
 
     # -- entry point --------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run the guide; return the exit code."""
+        """Run the guide; return the exit code or raise a RunbookError saying what stopped it."""
         self._check_guide()
+        self._check_tab_flags()
         steps = self._select()
         self._collect_values(steps)
         if self.options.dry_run:
             self._dry_run(steps)
             return EXIT_OK
-        runtime = runtime_dir(self.book)
         lock = Lock(
-            runtime / "locks",
+            runtime_dir(self.book) / "locks",
             lock_name(self.book.path, "run"),
             kind="run",
             subject=self.book.path,
             command=f"runbook exec {self.guide_arg}",
         )
-        with lock:
-            run_id = new_run_id()
-            self.journal = Journal(journal_path(runtime, self.book.path), run_id)
-            tpath = transcript_path(runtime, run_id)
-            tpath.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(tpath, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self.transcript = os.fdopen(fd, "ab", buffering=0)
-            self.journal.write(
-                "run-start",
-                sync=True,
-                who=who(),
-                guide=str(self.book.path),
-                pid=os.getpid(),
-                steps=[s.number for s in steps],
-                inputs={k: v for k, v in self.values.items() if k not in self.secrets},
-                transcript=str(tpath),
-            )
+        with lock, self._signals():
+            self._open_records(steps)
+            journal = self._journal
             started = time.monotonic()
-            code = EXIT_OK
-            error: RunbookError | None = None
+            failure: BaseException | None = None
             try:
-                with self._sigint():
-                    steps = self._resolve_unknown(steps)
-                    self._run_steps(steps)
-            except _Quit:
-                code = 4 if not self.options.interactive else EXIT_OK
-                result = "stopped"
-            except RunbookError as exc:
-                error = exc
-                code = exc.exit_code
-                result = {1: "failed", 4: "stopped", 130: "interrupted"}.get(code, "error")
-            except KeyboardInterrupt:
-                code = EXIT_INTERRUPTED
-                result = "interrupted"
-                error = Interrupted(
-                    "interrupted; the step was not ticked", hint=self._resume_hint()
-                )
-            else:
-                result = "done"
-            finally:
-                self._close_sessions()
+                self._recover_ticks()
+                steps = [self.book.step(s.number) or s for s in steps]
+                self._run_steps(self._resolve_unknown(steps))
+            except BaseException as exc:  # recorded below, then raised again
+                failure = exc
+            result = "done" if failure is None else _result_of(failure)
             total = time.monotonic() - started
-            self.journal.write("run-end", sync=True, result=result, duration=round(total, 3))
-            self.journal.close()
-            self.transcript.close()
-            self._summary(total, tpath)
-            if error is not None:
-                raise error
-            return code
+            # From here on a signal only gets noted: the run is ending and its records with it.
+            self._critical += 1
+            self._close_sessions()
+            journal.write("run-end", sync=True, result=result, duration=round(total, 3))
+            self._close_records()
+        self._summary(total)
+        if failure is None:
+            return EXIT_OK
+        if isinstance(failure, _Quit):
+            self._quiet_line(f"stopped; run '{self._resume_command()}' to go on")
+            return failure.code
+        if isinstance(failure, KeyboardInterrupt):
+            failure = Interrupted(
+                "interrupted; the running step was not ticked", hint=self._resume_hint()
+            )
+        if isinstance(failure, RunbookError):
+            raise self._masked(failure) from None
+        raise failure
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -222,6 +282,27 @@ class Runner:
                         "(e.g. new: {ssh: admin@10.0.0.5}, or new: local)",
                     )
 
+    def _all_labels(self) -> list[str]:
+        labels: dict[str, None] = {}
+        for step in self.book.steps:
+            for item in _tabbed(step):
+                for tab in item.tabs:
+                    labels.setdefault(tab.label, None)
+        return list(labels)
+
+    def _check_tab_flags(self) -> None:
+        """Refuse a ``--tab`` that matches no tab: a typo would otherwise pass unnoticed."""
+        labels = self._all_labels()
+        for flag in self.options.tabs:
+            if not any(label == flag or fnmatch.fnmatchcase(label, flag) for label in labels):
+                known = ", ".join(_quote_label(label) for label in labels) or "none"
+                raise UsageError(
+                    f"--tab {_quote_label(flag)} matches no content tab of the guide "
+                    f"(tabs: {known})",
+                    path=self.book.path,
+                    hint="give one of the labels above (wildcards like 'My*' work)",
+                )
+
     def _select(self) -> list[Step]:
         steps = list(self.book.steps)
         numbers = {s.number for s in steps}
@@ -231,7 +312,10 @@ class Runner:
                 path=self.book.path,
                 hint=f"see 'runbook list {self.guide_arg}' for what was found",
             )
-        for n in (*self.options.only, *(x for x in [self.options.from_step] if x is not None)):
+        asked = [*self.options.only]
+        if self.options.from_step is not None:
+            asked.append(self.options.from_step)
+        for n in asked:
             if n not in numbers:
                 raise UsageError(
                     f"no step {n} (steps: {', '.join(map(str, sorted(numbers)))})",
@@ -243,7 +327,18 @@ class Runner:
             return [s for s in steps if s.number >= self.options.from_step]
         return steps
 
-    def _chosen(self, tabs: Sequence[TabRef], ask: bool) -> bool | None:
+    def _pending(self, step: Step) -> bool:
+        return (
+            not step.checked
+            or self.options.redo
+            or bool(self.options.only)
+            or self.options.from_step is not None
+        )
+
+    def _secret(self, name: str) -> bool:
+        return name in self._secret_names or is_secret(name)
+
+    def _chosen(self, tabs: Sequence[TabRef]) -> bool | None:
         """Whether actions inside ``tabs`` are in the chosen alternatives; None if undecided."""
         for tab in tabs:
             choice = self.tab_choice.get(tab.group)
@@ -253,25 +348,26 @@ class Runner:
                 return False
         return True
 
-    def _groups(self, step: Step) -> dict[Origin, list[str]]:
-        groups: dict[Origin, list[str]] = {}
-        for item in [*step.actions, *step.admonitions]:
-            for tab in item.tabs:
-                labels = groups.setdefault(tab.group, [])
+    @staticmethod
+    def _groups(step: Step) -> dict[Origin, tuple[tuple[TabRef, ...], list[str]]]:
+        """Each set of alternatives of ``step``: its enclosing tabs and its labels, in order."""
+        groups: dict[Origin, tuple[tuple[TabRef, ...], list[str]]] = {}
+        for item in _tabbed(step):
+            for depth, tab in enumerate(item.tabs):
+                _, labels = groups.setdefault(tab.group, (item.tabs[:depth], []))
                 if tab.label not in labels:
                     labels.append(tab.label)
         return groups
 
     def _choose_tabs(self, step: Step, *, ask: bool) -> None:
         """Decide each set of alternatives of ``step``, outer sets first."""
-        groups = self._groups(step)
-        for group, labels in groups.items():
+        for group, (outer, labels) in self._groups(step).items():
             if group in self.tab_choice:
                 continue
             # A nested set only matters when its enclosing tabs are chosen.
-            outer = self._outer_tabs(step, group)
-            if outer is not None and self._chosen(outer, ask) is False:
+            if self._chosen(outer) is False:
                 continue
+            how = "flag"
             picked = next((label for label in self.labels if label in labels), None)
             if picked is None:
                 picked = next(
@@ -279,12 +375,12 @@ class Runner:
                         label
                         for pattern in self.labels
                         for label in labels
-                        if fnmatch.fnmatch(label, pattern)
+                        if fnmatch.fnmatchcase(label, pattern)
                     ),
                     None,
                 )
             if picked is None and len(labels) == 1:
-                picked = labels[0]
+                picked, how = labels[0], "only"
             if picked is None:
                 if not ask or not self.options.interactive:
                     raise NeedsOperator(
@@ -296,23 +392,22 @@ class Runner:
                 picked = self.console.pick(
                     f"Step {step.number} offers alternatives. Which one?", labels
                 )
+                if picked is None:
+                    raise _Quit
+                how = "asked"
+                # Remembered by label: later steps offering the same tab take it unasked.
                 self.labels.append(picked)
             self.tab_choice[group] = picked
-
-    @staticmethod
-    def _outer_tabs(step: Step, group: Origin) -> tuple[TabRef, ...] | None:
-        for item in [*step.actions, *step.admonitions]:
-            for i, tab in enumerate(item.tabs):
-                if tab.group == group:
-                    return item.tabs[:i]
-        return None
+            self._tab_how[group] = how
 
     def _actions(self, step: Step) -> list[Action]:
-        return [a for a in step.actions if self._chosen(a.tabs, False) is not False]
+        return [a for a in step.actions if self._chosen(a.tabs) is not False]
 
     def _needed_inputs(self, steps: Sequence[Step]) -> list[tuple[Placeholder, Step, Action]]:
         needed: dict[str, tuple[Placeholder, Step, Action]] = {}
         for step in steps:
+            if not self._pending(step):
+                continue
             for action in self._actions(step):
                 if action.kind != "run":
                     continue
@@ -327,56 +422,119 @@ class Runner:
             defaults.update({str(k): str(v) for k, v in meta.items()})
         defaults.update(self.options.sets)
         for name, value in defaults.items():
+            if self._secret(name):
+                self.redactor.add(value)
             check_value(name, value)
             self.values[name] = value
-        for name in self.secrets:
-            if name in self.values:
-                self.redactor.add(self.values[name])
         if self.options.interactive or self.options.dry_run:
             return
         # Non-interactive: decide every tab set and know every input before running anything.
         for step in steps:
             if self._pending(step):
                 self._choose_tabs(step, ask=False)
-        missing = [
-            (ph, step, a)
-            for ph, step, a in self._needed_inputs(steps)
-            if ph.name not in self.values and self._pending(step)
-        ]
+        missing = [item for item in self._needed_inputs(steps) if item[0].name not in self.values]
         if missing:
-            ph, step, action = missing[0]
+            _, step, action = missing[0]
             names = ", ".join(f"<{p.name}>" for p, _, _ in missing)
             raise NeedsOperator(
                 f"step {step.number} needs {names}, and a non-interactive run cannot ask",
                 path=action.origin.path,
                 line=action.origin.line,
-                hint=" ".join(f"--set {p.name}=…" for p, _, _ in missing),
+                hint="give " + " ".join(f"--set {p.name}=…" for p, _, _ in missing),
             )
 
-    def _pending(self, step: Step) -> bool:
-        return (
-            not step.checked
-            or self.options.redo
-            or bool(self.options.only)
-            or self.options.from_step is not None
+    # -- records -------------------------------------------------------------------------------
+
+    @property
+    def _journal(self) -> Journal:
+        if self.journal is None:
+            raise RuntimeError("the journal is not open")
+        return self.journal
+
+    def _open_records(self, steps: Sequence[Step]) -> None:
+        runtime = runtime_dir(self.book)
+        run_id = new_run_id()
+        self.journal = Journal(
+            journal_path(runtime, self.book.path), run_id, redact=self.redactor.redact_text
+        )
+        path = transcript_path(runtime, run_id)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self.transcript = os.fdopen(fd, "ab", buffering=0)
+        self._transcript_path = path
+        self.journal.write(
+            "run-start",
+            sync=True,
+            guide=str(self.book.path),
+            pid=os.getpid(),
+            cwd=str(self._cwd()),
+            steps=[s.number for s in steps],
+            inputs={k: v for k, v in self.values.items() if not self._secret(k)},
+            secret_inputs=sorted(k for k in self.values if self._secret(k)),
+            tabs=list(self.options.tabs),
+            interactive=self.options.interactive,
+            transcript=str(path),
         )
 
-    # -- unknown outcomes ----------------------------------------------------------------------
+    def _close_records(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+        if self.transcript is not None:
+            self.transcript.close()
+
+    def _mark(self, text: str) -> None:
+        """Write a marker line into the transcript, so its output can be told apart."""
+        if self.transcript is not None:
+            self.transcript.write(f"\n##### runbook: {text}\n".encode())
+
+    # -- unknown outcomes and unfinished ticks --------------------------------------------------
+
+    def _recover_ticks(self) -> None:
+        """Finish the bookkeeping of the previous run when it was killed mid-way.
+
+        A step whose end was recorded ``done`` by the previous run without a tick record
+        was done: tick it now (or, when its box is ticked already, complete the record).
+        Older runs are not trusted for this: a reset since then must stand.
+        """
+        runs = run_ids(self._journal.path)
+        previous = runs[-2] if len(runs) >= 2 else None
+        states = step_states(self._journal.path)
+        for step in self.book.steps:
+            state = states.get(step.number)
+            if state is None or step.item is None:
+                continue
+            if state.unknown and step.checked:
+                # A person looked and ticked it: the unknown outcome is settled.
+                self._journal.write(
+                    "step-resolved", sync=True, step=step.number, choice="checked-by-hand"
+                )
+                continue
+            if not state.done_unticked or state.run != previous:
+                continue
+            if step.checked:
+                self._journal.write("tick", step=step.number, line=step.item.origin.line)
+                continue
+            self.console.line(
+                f"· step {step.number} was completed by run {state.run} ({state.who}), "
+                "which ended before ticking it: ticking it now",
+                "dim",
+            )
+            with self._bookkeeping():
+                self._tick(step)
+            self.book = _with_checked(self.book, step.number)
 
     def _resolve_unknown(self, steps: list[Step]) -> list[Step]:
-        assert self.journal is not None
-        unknown = {
-            u.step: u for u in unknown_steps(self.journal.path) if u.run != self.journal.run_id
-        }
+        states = step_states(self._journal.path)
         kept: list[Step] = []
         for step in steps:
-            u = unknown.get(step.number)
-            if u is None or step.checked:
+            state = states.get(step.number)
+            if state is None or not state.unknown or step.checked:
                 kept.append(step)
                 continue
             what = (
-                f"step {step.number} ({step.title}) was started by {u.who} at {u.time} "
-                f"(run {u.run}) but its end was not recorded: its outcome is unknown"
+                f"step {step.number} ({step.title}) was started by {state.who} at "
+                f"{state.time} (run {state.run}) but its end was not recorded: its outcome "
+                "is unknown"
             )
             if self.options.retry_unknown:
                 choice = "r"
@@ -402,7 +560,13 @@ class Runner:
                         ("q", "quit"),
                     ],
                 )
-            self.journal.write("step-resolved", sync=True, step=step.number, choice=choice)
+            self._journal.write(
+                "step-resolved",
+                sync=True,
+                step=step.number,
+                choice={"r": "retry", "s": "skip", "d": "done", "q": "quit"}[choice],
+                unknown_run=state.run,
+            )
             if choice == "q":
                 raise _Quit
             if choice == "s":
@@ -411,9 +575,10 @@ class Runner:
                 )
                 continue
             if choice == "d":
-                self._tick(step)
+                with self._bookkeeping():
+                    self._tick(step)
                 self.results.append(
-                    StepResult(step.number, step.title, "done", note="ticked by operator")
+                    StepResult(step.number, step.title, "done", note="ticked by the operator")
                 )
                 continue
             kept.append(step)
@@ -429,68 +594,87 @@ class Runner:
                 continue
             self.console.header(step.number, total, step.title)
             started = time.monotonic()
-            assert self.journal is not None
-            self.journal.write("step-start", sync=True, step=step.number, title=step.title)
+            self._journal.write("step-start", sync=True, step=step.number, title=step.title)
             try:
-                outcome = self._run_step(step)
-            except StepFailed:
-                duration = time.monotonic() - started
-                self.journal.write(
-                    "step-end",
-                    sync=True,
-                    step=step.number,
-                    result="failed",
-                    duration=round(duration, 3),
-                )
-                self.results.append(StepResult(step.number, step.title, "failed", duration))
+                result, note = self._run_step(step)
+            except BaseException as exc:
+                with self._bookkeeping():
+                    self._end_step(step, _result_of(exc), started, "")
                 raise
-            except (NeedsOperator, _Quit, KeyboardInterrupt, Interrupted) as exc:
-                duration = time.monotonic() - started
-                result = (
-                    "interrupted"
-                    if isinstance(exc, (KeyboardInterrupt, Interrupted))
-                    else "stopped"
-                )
-                self.journal.write(
-                    "step-end",
-                    sync=True,
-                    step=step.number,
-                    result=result,
-                    duration=round(duration, 3),
-                )
-                self.results.append(StepResult(step.number, step.title, result, duration))
-                raise
-            duration = time.monotonic() - started
-            self.journal.write(
-                "step-end", sync=True, step=step.number, result=outcome, duration=round(duration, 3)
-            )
-            if outcome == "done":
-                self._tick(step)
-            self.results.append(StepResult(step.number, step.title, outcome, duration))
+            with self._bookkeeping():
+                self._end_step(step, result, started, note)
 
-    def _run_step(self, step: Step) -> str:
+    def _end_step(self, step: Step, result: str, started: float, note: str) -> None:
+        """Record the step's end (durably), then tick it when done."""
+        duration = time.monotonic() - started
+        self._journal.write(
+            "step-end", sync=True, step=step.number, result=result, duration=round(duration, 3)
+        )
+        if result == "done":
+            try:
+                self._tick(step)
+            except ConcurrentEditError:
+                self.results.append(
+                    StepResult(step.number, step.title, "done", duration, "tick refused")
+                )
+                raise
+        self.results.append(StepResult(step.number, step.title, result, duration, note))
+
+    def _run_step(self, step: Step) -> tuple[str, str]:
+        """Run one step; return its result (``done`` or ``skipped``) and a note."""
         self._choose_tabs(step, ask=True)
+        self._journal_tabs(step)
         for adm in step.admonitions:
-            if adm.kind in ("danger", "warning") and self._chosen(adm.tabs, False) is not False:
+            if adm.kind in ("danger", "warning") and self._chosen(adm.tabs) is not False:
                 label = adm.kind.upper() + (f": {adm.title}" if adm.title else "")
                 self.console.line(f"! {label}", "red" if adm.kind == "danger" else "yellow", "bold")
                 for text in adm.text.split("\n"):
                     self.console.line(f"  {text}", "yellow")
         actions = self._actions(step)
-        if not any(a.executable for a in actions):
+        executable = [a for a in actions if a.executable]
+        if not executable:
             return self._manual(step)
-        skipped = False
+        suggested = next((a for a in executable if a.kind == "suggested"), None)
+        if suggested is not None and not self.options.interactive:
+            # Stop before running anything of the step, so a rerun does not repeat half of it.
+            raise NeedsOperator(
+                f"step {step.number} ({step.title}) offers a command that needs a person's yes",
+                path=suggested.origin.path,
+                line=suggested.origin.line,
+                hint="run interactively to confirm it, mark the block { .run } if it is safe "
+                f"to run unattended, or do the step by hand and 'runbook check "
+                f"{self.guide_arg} {step.number}'",
+            )
+        self._skipped_failure = False
+        ran = 0
         for action in actions:
             if action.kind == "shown":
                 self._show(action)
-                continue
-            if action.kind == "suggested" and not self._confirm(step, action):
-                skipped = True
-                continue
-            self._execute(step, action)
-        return "skipped" if skipped and not any(a.kind == "run" for a in actions) else "done"
+            elif action.kind == "suggested":
+                ran += self._offer(step, action)
+            else:
+                self._execute(step, action)
+                ran += 1
+        if self._skipped_failure:
+            return "skipped", "a failed block was skipped"
+        if not ran:
+            return "skipped", "every block was skipped"
+        return "done", ""
 
-    def _manual(self, step: Step) -> str:
+    def _journal_tabs(self, step: Step) -> None:
+        for group in self._groups(step):
+            if group in self.tab_choice and group not in self._tabs_journaled:
+                self._tabs_journaled.add(group)
+                self._journal.write(
+                    "tab",
+                    step=step.number,
+                    group=str(group),
+                    label=self.tab_choice[group],
+                    how=self._tab_how.get(group, "flag"),
+                )
+                self.console.line(f"  tab: {self.tab_choice[group]}", "dim")
+
+    def _manual(self, step: Step) -> tuple[str, str]:
         if not self.options.interactive:
             raise NeedsOperator(
                 f"step {step.number} ({step.title}) is done by a person",
@@ -500,46 +684,38 @@ class Runner:
                 "or run interactively to confirm it",
             )
         body = _readable(step.body)
-        if body:
-            for text in body.split("\n"):
-                self.console.line("  " + text)
+        for text in body.split("\n") if body else []:
+            self.console.line("  " + text)
         choice = self.console.choose(
             f"Step {step.number} is manual. Is it done?",
             [("d", "done"), ("s", "skip"), ("q", "quit")],
         )
         if choice == "q":
             raise _Quit
-        return "done" if choice == "d" else "skipped"
+        self._journal.write(
+            "step-confirmed", step=step.number, choice="done" if choice == "d" else "skip"
+        )
+        return ("done", "confirmed") if choice == "d" else ("skipped", "")
 
     def _show(self, action: Action) -> None:
         self.console.line(
-            f"  {action.lang or 'text'} ({rel(action.origin.path)}:{action.origin.line}), shown only:",
+            f"  {action.lang or 'text'} ({rel(action.origin.path)}:{action.origin.line}), "
+            "shown only:",
             "dim",
         )
         for text in action.code.rstrip("\n").split("\n"):
             self.console.line("  │ " + text, "dim")
 
     def _print_code(self, action: Action, code: str) -> None:
-        kind = "run" if action.kind == "run" else "suggested"
         where = f"{rel(action.origin.path)}:{action.origin.line}"
         host = f" on {action.host}" if action.host != "local" else ""
-        self.console.line(f"▶ {kind}{host} ({where})", "cyan")
+        self.console.line(f"▶ {action.kind}{host} ({where})", "cyan")
         for text in code.rstrip("\n").split("\n"):
-            self.console.line("  $ " + text if self.console.tty else "  " + text, "bold")
+            self.console.line(("  $ " if self.console.tty else "  ") + text, "bold")
 
-    def _confirm(self, step: Step, action: Action) -> bool:
-        """Offer a suggested block; return False when skipped (or done by hand)."""
-        shown = preview(action.code, self.values, self.secrets)
-        if not self.options.interactive:
-            raise NeedsOperator(
-                f"step {step.number} offers a command that needs a person's yes",
-                path=action.origin.path,
-                line=action.origin.line,
-                hint="run interactively to confirm it, mark the block { .run } if it is safe "
-                f"to run unattended, or do the step by hand and 'runbook check "
-                f"{self.guide_arg} {step.number}'",
-            )
-        self._print_code(action, shown)
+    def _offer(self, step: Step, action: Action) -> int:
+        """Offer a suggested block; return 1 when it ran or was done by hand, else 0."""
+        self._print_code(action, preview(action.code, self.values, self._secret_set()))
         choice = self.console.choose(
             "Run this?",
             [
@@ -550,28 +726,35 @@ class Runner:
                 ("q", "quit"),
             ],
         )
-        assert self.journal is not None
         if choice == "q":
             raise _Quit
         if choice in ("s", "d"):
-            self.journal.write(
+            self._journal.write(
                 "action-confirmed",
                 step=step.number,
                 origin=str(action.origin),
                 choice={"s": "skip", "d": "by-hand"}[choice],
             )
-            return choice == "d"
+            return int(choice == "d")
         if choice == "e":
-            import click
-
-            edited = click.edit(action.code, extension=".sh")
+            edited = self.console.edit(action.code)
             if edited is not None:
-                from dataclasses import replace
+                action = replace(
+                    action,
+                    code=edited,
+                    placeholders=tuple(
+                        Placeholder(n, self._secret(n)) for n in placeholders_in(edited)
+                    ),
+                )
+                self._journal.write("action-edited", step=step.number, origin=str(action.origin))
+        self._execute(step, action)
+        return 1
 
-                self._execute(step, replace(action, code=edited), confirmed=True)
-                return True
-        self._execute(step, action, confirmed=True)
-        return True
+    def _secret_set(self) -> set[str]:
+        return {name for name in self.values if self._secret(name)} | self._secret_names
+
+    def _cwd(self) -> Path:
+        return self.options.cwd or Path.cwd()
 
     def _session(self, host: str) -> Session:
         session = self.sessions.get(host)
@@ -587,18 +770,21 @@ class Runner:
             session = Session(
                 host=host,
                 transport=transport,
-                cwd=str(self.site.root),
+                cwd=str(self._cwd()) if transport.name == "local" else None,
                 redactor=self.redactor,
                 transcript=self.transcript,
             )
-            session.start()
             self.sessions[host] = session
-            self.defined[host] = set()
+            self._defined[host] = set()
+            session.start()
         return session
 
     def _ask_value(self, ph: Placeholder) -> str:
         while True:
-            value = self.console.ask_value(ph.name, ph.secret)
+            try:
+                value = self.console.ask_value(ph.name, ph.secret)
+            except EOFError:
+                raise _Quit from None
             try:
                 check_value(ph.name, value)
             except UsageError as exc:
@@ -615,65 +801,86 @@ class Runner:
                     line=action.origin.line,
                     hint=f"--set {ph.name}=…",
                 )
-            self.values[ph.name] = self._ask_value(ph)
-            if ph.secret:
-                self.redactor.add(self.values[ph.name])
+            value = self._ask_value(ph)
+            secret = ph.secret or self._secret(ph.name)
+            if secret:
+                self.redactor.add(value)
+            self.values[ph.name] = value
+            self._journal.write(
+                "input",
+                name=ph.name,
+                how="asked",
+                **({"secret": True} if secret else {"value": value}),
+            )
         return self.values[ph.name]
 
-    def _execute(self, step: Step, action: Action, *, confirmed: bool = False) -> None:
+    def _execute(self, step: Step, action: Action) -> None:
         session = self._session(action.host)
         for ph in action.placeholders:
             value = self._value(ph, step, action)
-            if ph.name not in self.defined[action.host]:
-                session.define(shell_var(ph.name), value)
-                self.defined[action.host].add(ph.name)
-        literal = {k: v for k, v in self.values.items() if k not in self.secrets}
+            if ph.name not in self._defined[action.host]:
+                session.define(_variable(ph.name), value, secret=self._secret(ph.name))
+                self._defined[action.host].add(ph.name)
+        secrets = self._secret_set()
+        literal = {k: v for k, v in self.values.items() if k not in secrets}
         if action.kind == "run":
-            self._print_code(action, preview(action.code, self.values, self.secrets))
-        commands = _prompt_commands(action.code) if action.expects_output else None
+            self._print_code(action, preview(action.code, self.values, secrets))
         answers = tuple(
             Answer(
                 expect=a.expect,
                 send=preview(a.send, self.values, ()),
                 secret=any(
-                    p.name in self.secrets and f"<{p.name}>" in a.send for p in action.placeholders
+                    p.name in secrets and f"<{p.name}>" in a.send for p in action.placeholders
                 ),
             )
             for a in action.answers
         )
         timeout = action.timeout or self.options.timeout
-        units = commands if commands is not None else [(action.code, None)]
-        for code, expected in units:
-            script = substitute(code, [p.name for p in action.placeholders], literal=literal)
-            self._run_unit(step, action, session, script.code, expected, answers, timeout)
+        names = [p.name for p in action.placeholders]
+        units: list[tuple[str, list[str] | None, int]] = (
+            _prompt_commands(action.code) if action.expects_output else [(action.code, None, 0)]
+        )
+        # A `$ ` command's failure points at its own line, past the opening fence.
+        first_line = action.origin.line + (1 if action.fenced else 0)
+        for index, (code, expected, offset) in enumerate(units):
+            script = substitute(code, names, literal=literal)
+            body = script.code
+            for name in script.inputs:
+                body = body.replace(f"${{{shell_var(name)}}}", f"${{{_variable(name)}}}")
+            line = first_line + offset if expected is not None else action.origin.line
+            unit = _Unit(action, index, Origin(action.origin.path, line), body, expected)
+            self._run_unit(step, unit, session, answers, timeout)
 
     def _run_unit(
         self,
         step: Step,
-        action: Action,
+        unit: _Unit,
         session: Session,
-        code: str,
-        expected: list[str] | None,
         answers: tuple[Answer, ...],
         timeout: float | None,
     ) -> None:
-        assert self.journal is not None
+        """Run one unit until it succeeds, the operator moves on, or the run must stop."""
+        action = unit.action
         captured = bytearray()
 
         def on_output(chunk: bytes) -> None:
             self.console.output(chunk)
-            if expected is not None and len(captured) <= _CAPTURE_LIMIT:
+            if unit.expected is not None and len(captured) <= _CAPTURE_LIMIT:
                 captured.extend(chunk)
 
-        origin = f"{action.origin.path}:{action.origin.line}"
+        origin = str(action.origin)
+        first = next((ln.strip() for ln in unit.code.split("\n") if ln.strip()), "")
         while True:
-            self.journal.write(
+            self._mark(f"step {step.number} · block {origin} · {action.host}")
+            self._journal.write(
                 "action-start",
                 step=step.number,
                 origin=origin,
+                unit=unit.index,
                 host=action.host,
                 kind=action.kind,
                 tabs=[t.label for t in action.tabs],
+                command=first[:120],
             )
             operator = (
                 Operator(sys.stdin.fileno(), self._handover)
@@ -681,10 +888,11 @@ class Runner:
                 else None
             )
             self.console.start_spinner(f"step {step.number}")
+            self._interrupts = 0
             self._running = session
             try:
                 result = session.run(
-                    code + "\n",
+                    unit.code + "\n",
                     timeout=timeout,
                     answers=answers,
                     on_output=on_output,
@@ -693,35 +901,42 @@ class Runner:
             finally:
                 self._running = None
                 self.console.stop_spinner()
-            self.journal.write(
+            self._journal.write(
                 "action-end",
                 step=step.number,
                 origin=origin,
+                unit=unit.index,
                 host=action.host,
                 status=result.status,
                 outcome=str(result.outcome),
                 duration=round(result.duration, 3),
+                output_bytes=result.output_bytes,
+                answered=list(result.answered),
+                handed_over=result.handed_over,
+                restarted=result.restarted,
             )
-            failure = self._judge(result, expected, bytes(captured), timeout)
+            failure = self._judge(result, unit.expected, bytes(captured), timeout)
             if failure is None:
                 return
             self.console.line(f"✗ {failure}", "red", "bold")
-            if result.outcome is Outcome.INTERRUPTED:
-                self._interrupts = 0
-                if not self.options.interactive:
-                    raise KeyboardInterrupt
+            interrupted = result.outcome is Outcome.INTERRUPTED
+            if interrupted and not self.options.interactive:
+                raise KeyboardInterrupt
             if not self.options.interactive:
-                self._fail(step, action, failure, result)
+                self._fail(step, unit, failure, result)
             choice = self.console.choose(
                 "What now?", [("r", "retry"), ("s", "skip this block"), ("q", "quit")]
             )
             if choice == "s":
-                self.journal.write(
+                self._journal.write(
                     "action-confirmed", step=step.number, origin=origin, choice="skip-failed"
                 )
+                self._skipped_failure = True
                 return
             if choice == "q":
-                self._fail(step, action, failure, result)
+                if interrupted:
+                    raise KeyboardInterrupt
+                self._fail(step, unit, failure, result)
             captured.clear()
 
     def _judge(
@@ -735,9 +950,9 @@ class Runner:
         if result.outcome is Outcome.FAILED:
             return f"exited with status {result.status}{last}"
         if result.outcome is Outcome.TIMEOUT:
-            return f"stopped after the {format_duration(timeout or 0)} timeout{last}"
+            return f"was stopped after the {format_duration(timeout or 0)} timeout{last}"
         if result.outcome is Outcome.INTERRUPTED:
-            return "interrupted"
+            return "was interrupted (Ctrl-C)"
         if result.outcome is Outcome.NEEDS_INPUT:
             return f"is waiting for input: {result.last_line!r}"
         if result.outcome is Outcome.SHELL_DIED:
@@ -747,94 +962,141 @@ class Runner:
             )
         return f"ended with {result.outcome}"
 
-    def _fail(self, step: Step, action: Action, failure: str, result: BlockResult) -> None:
-        hint = f"fix the cause, then run 'runbook exec {self.guide_arg}' again to resume at step {step.number}"
+    def _fail(self, step: Step, unit: _Unit, failure: str, result: BlockResult) -> None:
+        where = unit.origin
+        subject = "the block" if unit.expected is None else "the command"
         if result.outcome is Outcome.NEEDS_INPUT:
-            hint = (
-                "answer it in an interactive run, or declare the answer on the block: "
-                f'{{ .run expect="{result.last_line.strip()[-40:]}" send="…" }}'
-            )
+            prompt = result.last_line.strip()[-40:] or "…"
             raise NeedsOperator(
-                f"step {step.number}: the command {failure}",
-                path=action.origin.path,
-                line=action.origin.line,
-                hint=hint,
+                f"step {step.number}: {subject} {failure}",
+                path=where.path,
+                line=where.line,
+                hint="answer it in an interactive run, or declare the answer on the block: "
+                f'{{ .run expect="{prompt}" send="…" }}',
             )
         raise StepFailed(
-            f"step {step.number} failed: the block {failure}",
-            path=action.origin.path,
-            line=action.origin.line,
-            hint=hint,
+            f"step {step.number} failed: {subject} {failure}",
+            path=where.path,
+            line=where.line,
+            hint=f"fix the cause, then run '{self._resume_command()}' again to resume at "
+            f"step {step.number}",
         )
 
     def _handover(self, last_line: str) -> None:
+        # The spinner would draw over what the operator types.
+        self.console.stop_spinner()
         self.console.line(
-            f"⌨ the command waits for input ({last_line.strip()!r}); type your answer", "yellow"
+            f"⌨ the command waits for input ({last_line.strip()!r}): type your answer; "
+            "control returns when it finishes",
+            "yellow",
         )
 
     def _tick(self, step: Step) -> None:
-        assert self.journal is not None
+        """Tick ``step`` in the guide, then record the tick (the step-end is already durable)."""
         if step.item is None:
             self.console.line(
                 f"  step {step.number} has no checklist item: progress not recorded in the file",
                 "dim",
             )
             return
-        if step.item.checked:
-            return
         tick = Tick(step.item.origin.path, step.item.origin.line, True, step.item.text)
         try:
-            self.snapshot = apply_ticks(
+            apply_ticks(
                 self.book.path,
                 [tick],
                 snapshot=self.snapshot,
                 lock_dir=runtime_dir(self.book) / "locks",
             )
         except ConcurrentEditError as exc:
-            self.journal.write("tick-refused", sync=True, step=step.number, reason=exc.message)
+            self._journal.write("tick-refused", sync=True, step=step.number, reason=exc.message)
             raise
-        self.journal.write("tick", step=step.number, line=step.item.origin.line)
+        self._journal.write("tick", step=step.number, line=step.item.origin.line)
         self.console.line(f"✓ step {step.number} done, ticked in {rel(self.book.path)}", "green")
 
     # -- interruption ------------------------------------------------------------------------
 
     @contextmanager
-    def _sigint(self) -> Iterator[None]:
-        """First Ctrl-C stops the running command; a second one ends the run."""
+    def _signals(self) -> Iterator[None]:
+        """First Ctrl-C stops the running command; a second one (or SIGTERM/SIGHUP) ends the run."""
 
-        def handler(signum: int, frame: FrameType | None) -> None:
+        def on_interrupt(signum: int, frame: FrameType | None) -> None:
             self._interrupts += 1
             if self._running is not None and self._interrupts == 1:
                 self._running.interrupt()
                 return
-            raise KeyboardInterrupt
+            self._end_now()
 
-        previous = signal.signal(signal.SIGINT, handler)
+        def on_terminate(signum: int, frame: FrameType | None) -> None:
+            self._end_now()
+
+        wanted = {
+            signal.SIGINT: on_interrupt,
+            signal.SIGTERM: on_terminate,
+            signal.SIGHUP: on_terminate,
+        }
+        previous = {sig: signal.signal(sig, handler) for sig, handler in wanted.items()}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _end_now(self) -> None:
+        if self._critical:
+            self._deferred = True
+            return
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def _bookkeeping(self) -> Iterator[None]:
+        """Defer an interruption until the enclosed records and tick are complete."""
+        self._critical += 1
+        try:
+            yield
+        except BaseException:
+            # Already on the way out: the noted interruption adds nothing.
+            self._critical -= 1
+            raise
+        self._critical -= 1
+        if not self._critical and self._deferred:
+            self._deferred = False
+            raise KeyboardInterrupt
 
     def _close_sessions(self) -> None:
         for session in self.sessions.values():
             session.close()
         self.sessions.clear()
 
+    def _resume_command(self) -> str:
+        return f"runbook exec {self.guide_arg}"
+
     def _resume_hint(self) -> str:
-        return f"run 'runbook exec {self.guide_arg}' again to resume"
+        return f"run '{self._resume_command()}' again to resume"
+
+    def _masked(self, error: RunbookError) -> RunbookError:
+        """Return ``error`` with any secret value in its message or hint masked."""
+        error.message = self.redactor.redact_text(error.message)
+        if error.hint is not None:
+            error.hint = self.redactor.redact_text(error.hint)
+        error.args = (error.message,)
+        return error
 
     # -- reporting -------------------------------------------------------------------------------
 
     def _dry_run(self, steps: Sequence[Step]) -> None:
         c = self.console
         c.line(f"Dry run of {rel(self.book.path)}: nothing is executed.", "bold")
+        secrets = self._secret_set()
         missing: dict[str, Placeholder] = {}
         people: list[str] = []
         for step in steps:
-            state = "done, skipped" if not self._pending(step) else "to run"
+            pending = self._pending(step)
             c.line()
-            c.line(f"Step {step.number}. {step.title}  [{state}]", "bold")
-            if not self._pending(step):
+            c.line(
+                f"Step {step.number}. {step.title}  [{'to run' if pending else 'done, skipped'}]",
+                "bold",
+            )
+            if not pending:
                 continue
             try:
                 self._choose_tabs(step, ask=False)
@@ -846,78 +1108,107 @@ class Runner:
                 people.append(f"step {step.number}: manual, a person confirms it")
                 c.line("  manual: a person does it and confirms", "yellow")
             for action in actions:
-                for ph in action.placeholders:
-                    if ph.name not in self.values and action.executable:
-                        missing.setdefault(ph.name, ph)
+                if action.executable:
+                    for ph in action.placeholders:
+                        if ph.name not in self.values:
+                            missing.setdefault(ph.name, ph)
                 tabs = " > ".join(t.label for t in action.tabs)
+                where = f"{rel(action.origin.path)}:{action.origin.line}"
                 c.line(
-                    f"  [{action.kind}] {rel(action.origin.path)}:{action.origin.line}"
+                    f"  [{action.kind}] {where}"
                     + (f" (tab {tabs})" if tabs else "")
                     + (f" on {action.host}" if action.host != "local" else ""),
                 )
                 if action.kind == "suggested":
-                    people.append(
-                        f"step {step.number}: confirm the block at {rel(action.origin.path)}:{action.origin.line}"
-                    )
+                    people.append(f"step {step.number}: confirm the block at {where}")
                 if action.executable:
-                    for text in (
-                        preview(action.code, self.values, self.secrets).rstrip("\n").split("\n")
-                    ):
+                    for text in preview(action.code, self.values, secrets).rstrip("\n").split("\n"):
                         c.line("      " + text)
         c.line()
         if missing:
             c.line(
                 "Inputs still missing: "
-                + ", ".join(
-                    f"<{n}>" + (" (secret)" if p.secret else "") for n, p in missing.items()
-                ),
+                + ", ".join(f"<{n}>" + (" (secret)" if self._secret(n) else "") for n in missing),
                 "yellow",
             )
             c.line("  give them with " + " ".join(f"--set {n}=…" for n in missing))
+        else:
+            c.line("Inputs: all known.")
         if people:
             c.line("Needs a person:", "yellow")
             for text in people:
                 c.line("  - " + text)
+        else:
+            c.line("Needs a person: nothing; it can run with --yes.")
 
-    def _summary(self, total: float, transcript: Path) -> None:
-        c = self.console
+    def _quiet_line(self, text: str = "", *styles: str) -> None:
+        # The terminal may be gone (SIGHUP): the records are written, printing is a courtesy.
+        with suppress(OSError):
+            self.console.line(text, *styles)
+
+    def _summary(self, total: float) -> None:
         if not self.results:
             return
-        c.line()
-        c.line("Summary", "bold")
-        colors = {
-            "done": "green",
-            "failed": "red",
-            "interrupted": "red",
-            "stopped": "yellow",
-            "skipped": "yellow",
-        }
+        line = self._quiet_line
+        line()
+        line("Summary", "bold")
         already = [r for r in self.results if r.result == "already done"]
         if already:
-            c.line(
-                f"  · steps {', '.join(str(r.number) for r in already)} were already done", "dim"
-            )
-        for r in self.results:
-            if r.result == "already done":
-                continue
-            mark = {
-                "done": "✓",
-                "failed": "✗",
-                "skipped": "–",
-                "stopped": "■",
-                "interrupted": "■",
-            }.get(r.result, "·")
-            dur = format_duration(r.duration) if r.duration else ""
-            note = f"  ({r.note})" if r.note else ""
-            c.line(
-                f"  {mark} {r.number:>2}. {r.title[:48]:<48} {r.result:<12} {dur:>7}{note}",
-                colors.get(r.result, "dim"),
-            )
+            line(f"  · steps {', '.join(str(r.number) for r in already)} were already done", "dim")
         counts: dict[str, int] = {}
         for r in self.results:
             counts[r.result] = counts.get(r.result, 0) + 1
+            if r.result == "already done":
+                continue
+            mark = _MARKS.get(r.result, "·")
+            duration = format_duration(r.duration) if r.duration else ""
+            note = f"  ({r.note})" if r.note else ""
+            line(
+                f"  {mark} {r.number:>2}. {r.title[:48]:<48} {r.result:<12} {duration:>7}{note}",
+                _COLOURS.get(r.result, "dim"),
+            )
         parts = ", ".join(f"{n} {k}" for k, n in counts.items())
-        c.line(f"  {parts} · total {format_duration(total)} · transcript {rel(transcript)}", "bold")
+        where = f" · transcript {rel(self._transcript_path)}" if self._transcript_path else ""
+        line(f"  {parts} · total {format_duration(total)}{where}", "bold")
+
+
+def _result_of(exc: BaseException) -> str:
+    """Name how a step or run ended, from what stopped it."""
+    if isinstance(exc, KeyboardInterrupt | Interrupted):
+        return "interrupted"
+    if isinstance(exc, _Quit | NeedsOperator):
+        return "stopped"
+    if isinstance(exc, StepFailed):
+        return "failed"
+    if isinstance(exc, RunbookError) and exc.exit_code == EXIT_INTERRUPTED:
+        return "interrupted"
+    return "error"
+
+
+def _variable(name: str) -> str:
+    """Return the shell variable holding input ``name``.
+
+    ``inputs.shell_var`` names start with ``__rb``, which the session reserves for its own
+    variables (and refuses to define); the runner keeps the name's readable, unique part.
+    """
+    var = shell_var(name)
+    return "RB_IN_" + var.removeprefix("__rb_in_") if var.startswith("__rb") else var
+
+
+def _tabbed(step: Step) -> list[Action | Admonition]:
+    """Return what in ``step`` can sit inside content tabs, in document order per kind."""
+    return [*step.actions, *step.admonitions]
+
+
+def _with_checked(book: Runbook, number: int) -> Runbook:
+    """Return ``book`` with step ``number`` recorded as ticked (after a recovered tick)."""
+    steps = tuple(
+        replace(s, item=replace(s.item, checked=True))
+        if s.number == number and s.item is not None
+        else s
+        for s in book.steps
+    )
+    return replace(book, steps=steps)
 
 
 def _quote_label(label: str) -> str:
@@ -932,19 +1223,20 @@ def _readable(body: str) -> str:
     return "\n".join(lines)
 
 
-def _prompt_commands(code: str) -> list[tuple[str, list[str] | None]]:
-    """Split a ``$ `` block into commands, each with its expected output lines."""
-    units: list[tuple[str, list[str] | None]] = []
-    for line in code.rstrip("\n").split("\n"):
+def _prompt_commands(code: str) -> list[tuple[str, list[str] | None, int]]:
+    """Split a ``$ `` block into commands: code, expected output lines, 0-based line index."""
+    units: list[tuple[str, list[str] | None, int]] = []
+    expected: list[str] = []
+    for index, line in enumerate(code.rstrip("\n").split("\n")):
         stripped = line.lstrip()
         if stripped.startswith("$ "):
-            units.append((stripped[2:], []))
-        elif stripped.startswith("> ") and units and not units[-1][1]:
-            units[-1] = (units[-1][0] + "\n" + stripped[2:], [])
+            expected = []
+            units.append((stripped[2:], expected, index))
+        elif stripped.startswith("> ") and units and not expected:
+            command, _, first = units[-1]
+            units[-1] = (command + "\n" + stripped[2:], expected, first)
         elif units:
-            out = units[-1][1]
-            assert out is not None
-            out.append(line)
+            expected.append(line)
     return units
 
 

@@ -1,17 +1,21 @@
 """What the operator sees: step headers, live output, a spinner, questions and a summary.
 
 On a terminal it uses colour and a spinner with elapsed time; otherwise it prints plain
-lines, so logs and CI output stay readable.
+lines without escape sequences, so logs and CI output stay readable. Every line of its own
+goes through ``redact`` first, so a secret cannot reach the screen through a message.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import shlex
+import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 _SPIN = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -24,10 +28,12 @@ _COLORS = {
     "blue": "34",
     "cyan": "36",
 }
+# Quiet seconds before the spinner shows: quick commands never flicker.
+_SPIN_AFTER = 1.0
 
 
 def format_duration(seconds: float) -> str:
-    """Return ``1.2s``, ``3m04s`` or ``1h02m``."""
+    """Return ``0.4s``, ``3m04s`` or ``1h02m``."""
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
@@ -40,10 +46,17 @@ def format_duration(seconds: float) -> str:
 class Console:
     """Print to the operator; thread-safe so the spinner and live output never interleave."""
 
-    def __init__(self, out: TextIO | None = None, *, tty: bool | None = None) -> None:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        *,
+        tty: bool | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.out = out or sys.stdout
         self.tty = self.out.isatty() if tty is None else tty
         self.color = self.tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+        self.redact = redact or (lambda text: text)
         self._lock = threading.Lock()
         self._at_line_start = True
         self._spinner: threading.Thread | None = None
@@ -66,7 +79,7 @@ class Console:
             self._clear_spinner()
             if not self._at_line_start:
                 self.out.write("\n")
-            self.out.write(self.style(text, *styles) + "\n")
+            self.out.write(self.style(self.redact(text), *styles) + "\n")
             self.out.flush()
             self._at_line_start = True
 
@@ -79,7 +92,7 @@ class Console:
         )
 
     def output(self, chunk: bytes) -> None:
-        """Write live command output as it arrives."""
+        """Write live command output (already masked by the session) as it arrives."""
         if not chunk:
             return
         with self._lock:
@@ -101,6 +114,7 @@ class Console:
         """Show a spinner with elapsed time while a command is quiet (terminal only)."""
         if not self.tty:
             return
+        self.stop_spinner()
         self._spin_stop.clear()
         started = time.monotonic()
         self._last_output = started
@@ -110,7 +124,8 @@ class Console:
             while not self._spin_stop.wait(0.1):
                 with self._lock:
                     quiet = time.monotonic() - self._last_output
-                    if quiet < 1.0 or not self._at_line_start:
+                    # Drawing over a partial line would hide a prompt the command printed.
+                    if quiet < _SPIN_AFTER or not self._at_line_start:
                         continue
                     elapsed = format_duration(time.monotonic() - started)
                     text = f"{_SPIN[frame % len(_SPIN)]} {label} · {elapsed}"
@@ -119,7 +134,7 @@ class Console:
                     self._spin_line = True
                     frame += 1
 
-        self._spinner = threading.Thread(target=spin, daemon=True)
+        self._spinner = threading.Thread(target=spin, name="runbook-spinner", daemon=True)
         self._spinner.start()
 
     def stop_spinner(self) -> None:
@@ -131,6 +146,7 @@ class Console:
         self._spinner = None
         with self._lock:
             self._clear_spinner()
+            self.out.flush()
 
     def _clear_spinner(self) -> None:
         if self._spin_line:
@@ -139,9 +155,22 @@ class Console:
 
     # -- questions -------------------------------------------------------------------------
 
+    def _prompt(self, text: str) -> None:
+        with self._lock:
+            self._clear_spinner()
+            if not self._at_line_start:
+                self.out.write("\n")
+            self.out.write(self.style(self.redact(text), "bold"))
+            self.out.flush()
+            # The operator's Enter ends the line.
+            self._at_line_start = True
+
     def choose(self, question: str, choices: Sequence[tuple[str, str]]) -> str:
-        """Ask until one of ``choices`` (key, label) is picked; return its key."""
-        keys = {k for k, _ in choices}
+        """Ask until one of ``choices`` (key, label) is picked; return its key.
+
+        End of input counts as ``q`` when that is a choice (else the first key).
+        """
+        keys = [k for k, _ in choices]
         prompt = (
             question
             + " "
@@ -152,15 +181,11 @@ class Console:
             + " "
         )
         while True:
-            self.line()
-            with self._lock:
-                self.out.write(self.style(prompt, "bold"))
-                self.out.flush()
+            self._prompt(prompt)
             try:
                 answer = input().strip().lower()
             except EOFError:
-                return "q" if "q" in keys else next(iter(keys))
-            self._at_line_start = True
+                return "q" if "q" in keys else keys[0]
             if answer in keys:
                 return answer
             for key, label in choices:
@@ -168,31 +193,47 @@ class Console:
                     return key
 
     def ask_value(self, name: str, secret: bool) -> str:
-        """Ask for an input's value (without echo when secret)."""
+        """Ask for an input's value; a secret one without echo. Raise EOFError at end of input."""
         prompt = self.style(f"Value for <{name}>{' (hidden)' if secret else ''}: ", "bold")
-        with self._lock:
-            self._clear_spinner()
         if secret:
+            with self._lock:
+                self._clear_spinner()
+                self.out.flush()
             return getpass.getpass(prompt)
-        self.out.write(prompt)
-        self.out.flush()
+        self._prompt(prompt)
         return input()
 
-    def pick(self, question: str, options: Sequence[str]) -> str:
-        """Ask to pick one of ``options`` by number or name."""
+    def pick(self, question: str, options: Sequence[str]) -> str | None:
+        """Ask to pick one of ``options`` by number or name; None at end of input."""
         self.line(question, "bold")
         for i, option in enumerate(options, start=1):
             self.line(f"  {i}) {option}")
         while True:
-            with self._lock:
-                self.out.write(self.style("Choice: ", "bold"))
-                self.out.flush()
+            self._prompt("Choice: ")
             try:
                 answer = input().strip()
             except EOFError:
-                raise KeyboardInterrupt from None
+                return None
             if answer.isdigit() and 1 <= int(answer) <= len(options):
                 return options[int(answer) - 1]
             for option in options:
                 if answer and option.lower() == answer.lower():
                     return option
+
+    def edit(self, text: str, *, suffix: str = ".sh") -> str | None:
+        """Open ``text`` in the operator's editor; return the result, None when unchanged.
+
+        ``$VISUAL``, then ``$EDITOR``, then ``vi``. The file is private and removed after.
+        """
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        fd, path = tempfile.mkstemp(prefix="runbook-edit-", suffix=suffix)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            # The editor owns the terminal meanwhile; its exit status only says it ran.
+            subprocess.run([*shlex.split(editor), path], check=False)
+            with open(path, encoding="utf-8") as handle:
+                edited = handle.read()
+        finally:
+            os.unlink(path)
+        return None if edited == text else edited
