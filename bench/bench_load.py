@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
 import json
 import logging
 import os
@@ -441,13 +440,25 @@ class Figure:
     """One row of the table: repeated timings of one thing."""
 
     def __init__(
-        self, group: str, name: str, samples: list[float], unit: str = "s", note: str = ""
+        self,
+        group: str,
+        name: str,
+        samples: list[float],
+        unit: str = "s",
+        note: str = "",
+        cpu: list[float] | None = None,
     ) -> None:
         self.group, self.name, self.samples, self.unit, self.note = group, name, samples, unit, note
+        self.cpu = cpu or []
+        """CPU time of this process for the same repetitions (in-process figures only)."""
 
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu) if self.cpu else None
 
     def json(self) -> dict[str, Any]:
         return {
@@ -458,6 +469,7 @@ class Figure:
             "min": min(self.samples),
             "max": max(self.samples),
             "n": len(self.samples),
+            "cpu_median": self.cpu_median,
             "note": self.note,
         }
 
@@ -506,9 +518,18 @@ def quiet_logs() -> Iterator[None]:
 # -- 1. the docs tree --------------------------------------------------------------------------
 
 
+def have_macros() -> bool:
+    """Whether the mkdocs-macros plugin can be imported."""
+    try:
+        import mkdocs_macros.plugin  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def tree_jobs(
     root: Path, pages: list[Path]
-) -> tuple[dict[str, Callable[[], dict[str, float] | None]], list[str]]:
+) -> tuple[dict[str, Callable[[], dict[str, tuple[float, float]] | None]], list[str]]:
     """Return the timed jobs over the tree, and notes on what was skipped."""
     import jinja2
     from markdown_it import MarkdownIt
@@ -540,7 +561,7 @@ def tree_jobs(
             out = env.from_string(text).render({**EXTRA, **meta})
             md.parse(out)
 
-    jobs: dict[str, Callable[[], dict[str, float] | None]] = {
+    jobs: dict[str, Callable[[], dict[str, tuple[float, float]] | None]] = {
         "runbook guide.load (render + parse)": runbook_load,
         "Jinja2 + markdown-it-py alone": baseline,
     }
@@ -552,14 +573,14 @@ def tree_jobs(
 
     def plugin_job(
         config_name: str, plugin_name: str, label: str, parse_label: str | None
-    ) -> Callable[[], dict[str, float]]:
+    ) -> Callable[[], dict[str, tuple[float, float]]]:
         """Time a plugin over the tree; with ``parse_label``, also parse its output.
 
-        Returns ``{label: render time, parse_label: render + parse time}``: the parse of
-        each page is timed apart, so one pass gives both figures.
+        Returns ``{label: render time, parse_label: render + parse time}``, each as
+        (wall, CPU) seconds: the parse of each page is timed apart, so one pass gives both.
         """
 
-        def job() -> dict[str, float]:
+        def job() -> dict[str, tuple[float, float]]:
             with quiet_logs():
                 config = load_config(config_file=str(root / config_name))
             plugin = config.plugins[plugin_name]
@@ -573,9 +594,9 @@ def tree_jobs(
                 for p in pages
             ]
             all_files = Files(files)
-            parsing = 0.0
-            clock = time.perf_counter
-            start = clock()
+            parsing = parsing_cpu = 0.0
+            clock, cpu = time.perf_counter, time.process_time
+            start, start_cpu = clock(), cpu()
             # mkdocs-macros resolves include_dir against the working directory, as
             # `mkdocs build` run from the project root does.
             with quiet_logs(), contextlib.chdir(root):
@@ -587,13 +608,14 @@ def tree_jobs(
                         page.markdown, page=page, config=config, files=all_files
                     )
                     if parse_label:
-                        t0 = clock()
+                        t0, c0 = clock(), cpu()
                         md.parse(out)
                         parsing += clock() - t0
-            total = clock() - start
-            result = {label: total - parsing}
+                        parsing_cpu += cpu() - c0
+            total, total_cpu = clock() - start, cpu() - start_cpu
+            result = {label: (total - parsing, total_cpu - parsing_cpu)}
             if parse_label:
-                result[parse_label] = total
+                result[parse_label] = (total, total_cpu)
             return result
 
         return job
@@ -601,9 +623,7 @@ def tree_jobs(
     jobs["runbook MkDocs plugin (render only)"] = plugin_job(
         "mkdocs.yml", "runbook", "runbook MkDocs plugin (render only)", None
     )
-    try:
-        import mkdocs_macros  # noqa: F401
-    except ImportError:
+    if not have_macros():
         notes.append(
             "mkdocs-macros rows SKIPPED: mkdocs-macros-plugin is not installed "
             "(pip install -r bench/requirements.txt)"
@@ -681,24 +701,29 @@ def run_tree(root: Path, pages: list[Path], reps: int) -> tuple[list[Figure], li
     for job in warm.values():  # warm up: imports, file cache, regex and code caches
         job()
     samples: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     for _ in range(reps):
         for name, job in jobs.items():
             gc.collect()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = job()
-            total = time.perf_counter() - start
+            total = (time.perf_counter() - start, time.process_time() - start_cpu)
             # The plugin jobs time themselves: MkDocs' config loading and page-object
             # set-up are left out, and one pass gives the render and render + parse rows.
-            for row, seconds in (result or {name: total}).items():
-                samples.setdefault(row, []).append(seconds)
-    figures = [Figure("tree", name, s, note=f"{len(pages)} pages") for name, s in samples.items()]
+            for row, (wall, used) in (result or {name: total}).items():
+                samples.setdefault(row, []).append(wall)
+                cpu.setdefault(row, []).append(used)
+    figures = [
+        Figure("tree", name, s, note=f"{len(pages)} pages", cpu=cpu[name])
+        for name, s in samples.items()
+    ]
     return figures, notes
 
 
 def run_build(root: Path, reps: int) -> list[Figure]:
     """Full ``mkdocs build`` runs of the tree with each plugin, interleaved (--build only)."""
     plugins = [("runbook", "mkdocs.yml")]
-    if importlib.util.find_spec("mkdocs_macros") is not None:
+    if have_macros():
         plugins.append(("macros", "mkdocs-macros.yml"))
     samples: dict[str, list[float]] = {name: [] for name, _ in plugins}
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
@@ -938,17 +963,20 @@ def run_check(root: Path, reps: int) -> list[Figure]:
 
 def print_table(figures: list[Figure]) -> None:
     width = max(len(f.name) for f in figures) + 2
-    header = f"  {'':<{width}}{'median':>11}{'min':>11}{'max':>11}   n"
-    group = None
-    for fig in figures:
-        if fig.group != group:
-            group = fig.group
-            print(f"\n[{TITLES[group]}]")
-            print(header)
+    for group in dict.fromkeys(f.group for f in figures):
+        rows = [f for f in figures if f.group == group]
+        has_cpu = any(f.cpu for f in rows)
+        print(f"\n[{TITLES[group]}]")
         print(
-            f"  {fig.name:<{width}}{fmt(fig.median):>11}{fmt(min(fig.samples)):>11}"
-            f"{fmt(max(fig.samples)):>11}  {len(fig.samples):>2}"
+            f"  {'':<{width}}{'median':>11}{'min':>11}{'max':>11}   n"
+            + (f"{'CPU median':>13}" if has_cpu else "")
         )
+        for fig in rows:
+            print(
+                f"  {fig.name:<{width}}{fmt(fig.median):>11}{fmt(min(fig.samples)):>11}"
+                f"{fmt(max(fig.samples)):>11}  {len(fig.samples):>2}"
+                + (f"{fmt(fig.cpu_median):>13}" if fig.cpu_median is not None else "")
+            )
 
 
 TITLES = {
@@ -961,20 +989,25 @@ TITLES = {
 
 def ratios(figures: list[Figure], pages: int) -> dict[str, float]:
     by = {f.name: f.median for f in figures}
+    by_cpu = {f.name: f.cpu_median for f in figures if f.cpu_median is not None}
+    rb_name = "runbook guide.load (render + parse)"
+    pairs = {
+        "runbook_load / baseline": (rb_name, "Jinja2 + markdown-it-py alone"),
+        "runbook_plugin / macros_plugin": (
+            "runbook MkDocs plugin (render only)",
+            "mkdocs-macros plugin (render only)",
+        ),
+        "runbook_load / (macros + parse)": (rb_name, "mkdocs-macros + markdown-it parse"),
+    }
     out: dict[str, float] = {}
-    rb = by.get("runbook guide.load (render + parse)")
-    base = by.get("Jinja2 + markdown-it-py alone")
-    if rb and base:
-        out["runbook_load / baseline"] = rb / base
-        out["runbook_load_per_page_ms"] = rb / pages * 1e3
-        out["baseline_per_page_ms"] = base / pages * 1e3
-    macros = by.get("mkdocs-macros plugin (render only)")
-    macros_parse = by.get("mkdocs-macros + markdown-it parse")
-    plugin = by.get("runbook MkDocs plugin (render only)")
-    if plugin and macros:
-        out["runbook_plugin / macros_plugin"] = plugin / macros
-    if rb and macros_parse:
-        out["runbook_load / (macros + parse)"] = rb / macros_parse
+    for label, (a, b) in pairs.items():
+        if a in by and b in by:
+            out[label] = by[a] / by[b]
+        if a in by_cpu and b in by_cpu:
+            out[f"{label} (CPU time)"] = by_cpu[a] / by_cpu[b]  # type: ignore[operator]
+    for name, key in ((rb_name, "runbook"), ("Jinja2 + markdown-it-py alone", "baseline")):
+        if name in by:
+            out[f"{key} per page (ms)"] = by[name] / pages * 1e3
     py = by.get("python -c pass")
     for name in ("python -m runbook list GUIDE", "runbook list GUIDE (console script)"):
         if py and name in by:
@@ -1048,7 +1081,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"tree: {pages_n} pages, {N_SNIPPETS} snippets, seed {SEED}; "
         f"repetitions: tree {tree_reps}, subprocess {proc_reps}, check {check_reps}; "
-        "figures are median / min / max wall-clock times"
+        "figures are median / min / max wall-clock times (tree rows: also CPU time)"
     )
 
     figures: list[Figure] = []
@@ -1079,10 +1112,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\n[Derived]")
         for name, value in derived.items():
             if "ms" in name:
-                print(f"  {name:<52}{value:8.2f}")
+                print(f"  {name:<60}{value:8.2f}")
             else:
-                goal = f"   (goal <= {GOAL_RATIO}x)" if name == "runbook_load / baseline" else ""
-                print(f"  {name:<52}{value:8.2f}x{goal}")
+                goal = (
+                    f"   (goal <= {GOAL_RATIO}x)"
+                    if name.startswith("runbook_load / baseline")
+                    else ""
+                )
+                print(f"  {name:<60}{value:8.2f}x{goal}")
         for note in notes:
             print(f"\nNOTE: {note}")
         if "tree" in parts:
