@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from markdown_it import MarkdownIt
 from markdown_it.rules_block import StateBlock
@@ -748,12 +750,21 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
 
     ranges = [(h, h.line, section_end(h)) for h in step_heads]
 
+    starts = [start for _, start, _ in ranges]
+
     def step_of(line: int) -> int | None:
-        for idx, (_, start, stop) in enumerate(ranges):
-            if start <= line < stop:
-                return idx
+        # Step sections never overlap and are sorted: bisect instead of a scan.
+        idx = bisect.bisect_right(starts, line) - 1
+        if idx >= 0 and line < ranges[idx][2]:
+            return idx
         return None
 
+    actions_by = _group(found.actions, step_of)
+    adms_by = _group(found.admonitions, step_of)
+    tasks_by = _group(found.tasks, step_of)
+    directives_by = _group(
+        [(ln, (name, args, tabs)) for ln, name, args, tabs in found.directives], step_of
+    )
     overview = [(ln, it) for ln, it in candidates if step_of(ln) is None]
     checklist = tuple(it for _, it in overview)
     items_by_number: dict[int, CheckItem] = {}
@@ -783,19 +794,18 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
                 "renumber the step headings",
             )
         seen_numbers.add(h.number)
-        actions = tuple(a for ln, a in found.actions if step_of(ln) == idx)
-        adms = tuple(a for ln, a in found.admonitions if step_of(ln) == idx)
-        subs = tuple(it for ln, it in found.tasks if step_of(ln) == idx)
+        actions = tuple(a for _, a in actions_by.get(idx, []))
+        adms = tuple(a for _, a in adms_by.get(idx, []))
+        subs = tuple(it for _, it in tasks_by.get(idx, []))
         directives = tuple(
             Directive(
                 name=name,
                 args=args,
                 origin=walker.origin(ln),
-                after=sum(1 for al, _ in found.actions if step_of(al) == idx and al < ln),
+                after=sum(1 for al, _ in actions_by.get(idx, []) if al < ln),
                 tabs=tabs,
             )
-            for ln, name, args, tabs in found.directives
-            if step_of(ln) == idx
+            for ln, (name, args, tabs) in directives_by.get(idx, [])
         )
         for d in directives:
             if d.name == "repeat":
@@ -932,6 +942,19 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
         diagnostics=tuple(diagnostics),
         rendered=rendered,
     )
+
+
+_T = TypeVar("_T")
+
+
+def _group(
+    items: list[tuple[int, _T]], step_of: Callable[[int], int | None]
+) -> dict[int | None, list[tuple[int, _T]]]:
+    """Group positioned items by the index of the step holding them."""
+    groups: dict[int | None, list[tuple[int, _T]]] = {}
+    for line, item in items:
+        groups.setdefault(step_of(line), []).append((line, item))
+    return groups
 
 
 def _strip_number(text: str) -> str:

@@ -12,6 +12,7 @@ position from the line above.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import sys
@@ -225,12 +226,20 @@ class Renderer:
             self._paths.append(path)
         return idx
 
-    def mark(self, text: str, path: Path, first_line: int = 1) -> str:
-        """Prefix each markable line of ``text`` with an invisible position marker."""
+    def mark(self, text: str, path: Path, first_line: int = 1, *, exact: bool = True) -> str:
+        """Prefix each markable line of ``text`` with an invisible position marker.
+
+        ``exact`` finds multi-line tags with Jinja's own lexer; otherwise a regular
+        expression does it, faster, and a page whose marked text does not compile is
+        marked again exactly.
+        """
         idx = self._index(path)
         self._sources[path] = text
         lines = split_lines(text)
-        skip = self._unmarkable(text) if _has_tags(text) else set()
+        if not _has_tags(text):
+            skip: set[int] = set()
+        else:
+            skip = self._unmarkable(text) if exact else _unmarkable_fast(text)
         out = []
         for n, line in enumerate(lines, start=1):
             if n in skip or not line.strip():
@@ -266,11 +275,15 @@ class Renderer:
         variables: Mapping[str, Any] | None = None,
     ) -> Rendered:
         """Render page body ``text`` (front matter removed) of file ``path``."""
-        marked = self.mark(text, path, first_line)
         context = {**self.variables, **(variables or {})}
         del self._undefined[:]
         try:
-            code = self.env.compile(marked, name=None, filename=str(path))
+            try:
+                marked = self.mark(text, path, first_line, exact=False)
+                code = self.env.compile(marked, name=None, filename=str(path))
+            except jinja2.TemplateSyntaxError:
+                marked = self.mark(text, path, first_line, exact=True)
+                code = self.env.compile(marked, name=None, filename=str(path))
             template = self.env.template_class.from_code(
                 self.env, code, self.env.make_globals(None), None
             )
@@ -302,23 +315,31 @@ class Renderer:
         lines = output.split("\n")
         mapped: list[tuple[int, int]] = []
         default = self._index(path)
-        last = (default, 1)
+        file_idx, line_no = default, 1
         since = 0
         clean: list[str] = []
         includes: dict[int, None] = {}
         for line in lines:
-            # The last marker wins: an include at the start of a line puts the page's
-            # marker before the snippet's first line.
-            found = _MARK_RE.findall(line) if _MARK_OPEN in line else None
-            if found:
-                last = (int(found[-1][0]), int(found[-1][1]))
-                since = 0
-                if last[0] != default:
-                    includes[last[0]] = None
-                line = _MARK_RE.sub("", line)
-            else:
+            if _MARK_OPEN not in line:
                 since += 1 if mapped else 0
-            mapped.append((last[0], last[1] + since))
+                mapped.append((file_idx, line_no + since))
+                clean.append(line)
+                continue
+            if line[0] == _MARK_OPEN and line.count(_MARK_OPEN) == 1:
+                close = line.index(_MARK_CLOSE)
+                a, _, b = line[1:close].partition(",")
+                file_idx, line_no = int(a), int(b)
+                line = line[close + 1 :]
+            else:
+                # The last marker wins: an include at the start of a line puts the page's
+                # marker before the snippet's first line.
+                found = _MARK_RE.findall(line)
+                file_idx, line_no = int(found[-1][0]), int(found[-1][1])
+                line = _MARK_RE.sub("", line)
+            since = 0
+            if file_idx != default:
+                includes[file_idx] = None
+            mapped.append((file_idx, line_no))
             clean.append(line)
         return Rendered(
             path=path,
@@ -388,6 +409,36 @@ def _traceback_location(tb: TracebackType | None, page: Path) -> tuple[str, int 
             where = (tmpl.filename or str(page), tmpl.get_corresponding_lineno(tb.tb_lineno))
         tb = tb.tb_next
     return where
+
+
+_TAG_RE = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
+_SPACE_RE = re.compile(r"\s*")
+
+
+def _unmarkable_fast(text: str) -> set[int]:
+    """Like ``Renderer._unmarkable`` but with a regular expression instead of the lexer."""
+    skip: set[int] = set()
+    newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def line_of(pos: int) -> int:  # 1-based line holding offset pos
+        return bisect.bisect_right(newlines, pos - 1) + 1
+
+    for match in _TAG_RE.finditer(text):
+        start, end = match.span()
+        tag = match.group()
+        if "\n" in tag:
+            skip.update(range(line_of(start) + 1, line_of(end - 1) + 1))
+        if tag[2] == "-":
+            # "{%-" strips the whitespace before it, line breaks included.
+            before = start
+            while before > 0 and text[before - 1].isspace():
+                before -= 1
+            skip.update(range(line_of(before) + 1, line_of(start) + 1))
+        if tag[-3] == "-":
+            after = _SPACE_RE.match(text, end)
+            stop = after.end() if after else end
+            skip.update(range(line_of(end) + 1, line_of(stop) + 1))
+    return skip
 
 
 def _has_tags(text: str) -> bool:
