@@ -13,6 +13,7 @@ step in half: those few writes defer the interruption until they are complete.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import os
 import re
@@ -43,6 +44,7 @@ from runbook.inputs import check_value, placeholders_in, preview, shell_var, sub
 from runbook.journal import (
     Journal,
     LastRun,
+    StepState,
     journal_path,
     last_run,
     new_run_id,
@@ -190,6 +192,7 @@ class Runner:
         self._tab_how: dict[Origin, str] = {}
         self._tabs_journaled: set[Origin] = set()
         self.labels: list[str] = list(options.tabs)
+        self._asked_labels: set[str] = set()
         self.sessions: dict[str, Session] = {}
         self._defined: dict[str, set[str]] = {}
         self.results: list[StepResult] = []
@@ -203,6 +206,7 @@ class Runner:
         self._critical = 0
         self._deferred = False
         self._skipped_failure = False
+        self._unsure: dict[int, StepState] = {}
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -367,7 +371,7 @@ class Runner:
             # A nested set only matters when its enclosing tabs are chosen.
             if self._chosen(outer) is False:
                 continue
-            how = "flag"
+            # Exact labels first, then patterns, each in the order given or chosen.
             picked = next((label for label in self.labels if label in labels), None)
             if picked is None:
                 picked = next(
@@ -379,6 +383,7 @@ class Runner:
                     ),
                     None,
                 )
+            how = "remembered" if picked in self._asked_labels else "flag"
             if picked is None and len(labels) == 1:
                 picked, how = labels[0], "only"
             if picked is None:
@@ -397,6 +402,7 @@ class Runner:
                 how = "asked"
                 # Remembered by label: later steps offering the same tab take it unasked.
                 self.labels.append(picked)
+                self._asked_labels.add(picked)
             self.tab_choice[group] = picked
             self._tab_how[group] = how
 
@@ -493,8 +499,11 @@ class Runner:
         """Finish the bookkeeping of the previous run when it was killed mid-way.
 
         A step whose end was recorded ``done`` by the previous run without a tick record
-        was done: tick it now (or, when its box is ticked already, complete the record).
-        Older runs are not trusted for this: a reset since then must stand.
+        was done. When the guide has not changed since that record, the tick never
+        happened: tick it now. When its box is ticked, only the record is missing. When the
+        guide changed since (a person may have cleared the box on purpose), the step is
+        treated like an unknown outcome: asked about, never guessed. Older runs are not
+        trusted for this: a reset since then must stand.
         """
         runs = run_ids(self._journal.path)
         previous = runs[-2] if len(runs) >= 2 else None
@@ -514,6 +523,9 @@ class Runner:
             if step.checked:
                 self._journal.write("tick", step=step.number, line=step.item.origin.line)
                 continue
+            if _modified_after(self.book.path, state.time):
+                self._unsure[step.number] = state
+                continue
             self.console.line(
                 f"· step {step.number} was completed by run {state.run} ({state.who}), "
                 "which ended before ticking it: ticking it now",
@@ -527,15 +539,22 @@ class Runner:
         states = step_states(self._journal.path)
         kept: list[Step] = []
         for step in steps:
-            state = states.get(step.number)
-            if state is None or not state.unknown or step.checked:
+            state = self._unsure.get(step.number) or states.get(step.number)
+            if state is None or not (state.unknown or state.done_unticked) or step.checked:
                 kept.append(step)
                 continue
-            what = (
-                f"step {step.number} ({step.title}) was started by {state.who} at "
-                f"{state.time} (run {state.run}) but its end was not recorded: its outcome "
-                "is unknown"
-            )
+            if state.unknown:
+                what = (
+                    f"step {step.number} ({step.title}) was started by {state.who} at "
+                    f"{state.time} (run {state.run}) but its end was not recorded: its "
+                    "outcome is unknown"
+                )
+            else:
+                what = (
+                    f"step {step.number} ({step.title}) was recorded done by {state.who} at "
+                    f"{state.time} (run {state.run}), which ended before ticking it, and the "
+                    "guide has changed since: whether it should count as done is unknown"
+                )
             if self.options.retry_unknown:
                 choice = "r"
             elif self.options.skip_unknown:
@@ -1198,6 +1217,15 @@ def _variable(name: str) -> str:
 def _tabbed(step: Step) -> list[Action | Admonition]:
     """Return what in ``step`` can sit inside content tabs, in document order per kind."""
     return [*step.actions, *step.admonitions]
+
+
+def _modified_after(path: Path, when: str) -> bool:
+    """Whether ``path`` was modified at or after the journal time ``when`` (or it is unclear)."""
+    try:
+        stamp = dt.datetime.fromisoformat(when).timestamp()
+        return os.stat(path).st_mtime >= stamp
+    except (OSError, ValueError):
+        return True
 
 
 def _with_checked(book: Runbook, number: int) -> Runbook:

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -653,16 +654,32 @@ def test_the_journal_records_who_what_where_and_how(workspace):
     assert (ws.runtime / ".gitignore").read_text().strip().endswith("*")
 
 
+def kill_between_step_end_and_tick(ws: Workspace, step: int) -> str:
+    """Leave what kill -9 between a step's end record and its tick leaves; return that time.
+
+    The journal keeps the step's ``done`` end and loses what followed; the box stays clear
+    and the guide keeps the modification time it had before the tick.
+    """
+    journal = next((ws.runtime / "journal").glob("*.jsonl"))
+    lines = journal.read_bytes().splitlines(keepends=True)
+    cut = next(
+        i for i, line in enumerate(lines) if f'"event":"tick","step":{step}'.encode() in line
+    )
+    journal.write_bytes(b"".join(lines[:cut]))
+    started = next(r for r in ws.records() if r["event"] == "step-start" and r["step"] == step)
+    ws.guide.write_bytes(
+        ws.guide.read_bytes().replace(f"* [x] {step}.".encode(), f"* [ ] {step}.".encode())
+    )
+    before = datetime.fromisoformat(started["time"]).timestamp()
+    os.utime(ws.guide, (before, before))
+    return str(started["time"])
+
+
 def test_a_step_done_but_not_ticked_by_a_killed_run_is_ticked_by_the_next(workspace):
     ws = workspace("fail.md")
     (ws.dir / "ready").touch()
     assert ws.exec("--yes").code == 0
-    # What kill -9 between the step-end record and the tick leaves: the record, no tick.
-    journal = next((ws.runtime / "journal").glob("*.jsonl"))
-    lines = journal.read_bytes().splitlines(keepends=True)
-    cut = next(i for i, line in enumerate(lines) if b'"event":"tick","step":3' in line)
-    journal.write_bytes(b"".join(lines[:cut]))
-    ws.guide.write_bytes(ws.guide.read_bytes().replace(b"* [x] 3.", b"* [ ] 3."))
+    kill_between_step_end_and_tick(ws, 3)
 
     run = ws.exec("--yes")
     assert run.code == 0, run.text
@@ -670,3 +687,22 @@ def test_a_step_done_but_not_ticked_by_a_killed_run_is_ticked_by_the_next(worksp
     assert ws.log() == ["first", "second-start", "second-after", "third"]  # not run again
     assert ws.ticked() == {1, 2, 3}
     assert ws.only_boxes_changed()
+
+
+def test_a_done_step_is_not_ticked_behind_a_person_who_changed_the_guide_since(workspace):
+    ws = workspace("fail.md")
+    (ws.dir / "ready").touch()
+    assert ws.exec("--yes").code == 0
+    kill_between_step_end_and_tick(ws, 3)
+    os.utime(ws.guide)  # a person saved the guide after the killed run (a reset, say)
+
+    run = ws.exec("--yes")
+    assert run.code == 4, run.text
+    assert "step 3 (Third) was recorded done by" in run.err
+    assert "the guide has changed since" in run.err
+    assert ws.ticked() == {1, 2}
+
+    retried = ws.exec("--yes", "--retry-unknown")
+    assert retried.code == 0, retried.text
+    assert ws.log() == ["first", "second-start", "second-after", "third", "third"]
+    assert ws.ticked() == {1, 2, 3}
