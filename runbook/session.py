@@ -587,6 +587,17 @@ class _SentinelScanner:
         self._held = buf[cut:]
         return buf[:cut], None
 
+    def split(self, data: bytes) -> tuple[bytes, bool, bytes]:
+        """Return (output before the sentinel, whether it was seen, output after it)."""
+        buf = self._held + data if self._held else data
+        match = self._pattern.search(buf)
+        if match:
+            self._held = b""
+            return buf[: match.start()], True, buf[match.end() :]
+        cut = self._partial_start(buf)
+        self._held = buf[cut:]
+        return buf[:cut], False, b""
+
     def flush(self) -> bytes:
         """Return what was held back as a possible start of the sentinel."""
         held, self._held = self._held, b""
@@ -714,6 +725,8 @@ class _Block:
     handed_over: bool = False
     stop: _Stop | None = None
     echo: _EchoStripper | None = None
+    begun: bool = True
+    """Whether the shell has started executing the block (it prints a marker first)."""
 
     def result(self, outcome: Outcome, status: int | None) -> BlockResult:
         return BlockResult(
@@ -781,6 +794,9 @@ class Session:
         token = secrets.token_hex(8)
         self._token = token
         self._scanner = _SentinelScanner(f"__RB{token}:".encode(), b";")
+        # Printed by the shell when it starts a block: until then a read on the terminal
+        # is bash reading the typed line, not a command waiting for input.
+        self._begin = _SentinelScanner(f"__RG{token}:".encode(), b";")
         self.restarts = 0
         """How many times a dead shell was replaced."""
 
@@ -1211,8 +1227,15 @@ class Session:
         if self._interrupts:
             block.stop = _Stop(Outcome.INTERRUPTED, 0, 0.0)
             return self._finished(block, None)
-        line = b'__rb_arm; builtin source "$__rb_file"'
+        # The token is printed through %s so the echo of this line never holds the marker.
+        line = (
+            b'builtin printf "__RG%s:0;" '
+            + self._token.encode()
+            + b'; __rb_arm; builtin source "$__rb_file"'
+        )
         block.echo = _EchoStripper(line)
+        block.begun = False
+        self._begin.reset()
         deadline = None if timeout is None else block.started + timeout
         self._unsynced = True
         return self._wait(block, bytearray(line + b"\n"), deadline, block.echo, answers, operator)
@@ -1271,7 +1294,11 @@ class Session:
                         return self._died(block, None)
                     if chunk:
                         last_io = now
-                        text, status = scanner.feed(echo.feed(chunk) if echo else chunk)
+                        data = echo.feed(chunk) if echo else chunk
+                        if not block.begun:
+                            before, block.begun, after = self._begin.split(data)
+                            data = before + after
+                        text, status = scanner.feed(data)
                         output.feed(text)
                         if status is not None:
                             return self._finished(block, status)
@@ -1292,6 +1319,8 @@ class Session:
                         self._escalate(block.stop, now)
                     continue
                 if handover is not None or now - last_io < detector.min_quiet:
+                    continue
+                if not block.begun:
                     continue
                 if now < next_probe:
                     continue
