@@ -248,10 +248,11 @@ def _plan(ticks: Sequence[Tick], old: Snapshot, current: Snapshot) -> dict[int, 
     """Map the offset of each target state byte to its new value, or refuse."""
     plan: dict[int, int] = {}
     mapping: dict[int, tuple[str, int | None]] | None = None
+    same_lines = current is old or _only_boxes_differ(old, current)
     for tick in ticks:
-        if current is old:
-            target = old.item_at(tick.line)
-            assert target is not None  # checked by _check_against
+        if same_lines:
+            target = current.item_at(tick.line)
+            assert target is not None  # checked by _check_against, boxes only moved
         else:
             if mapping is None:
                 mapping = _map_lines(old, current)
@@ -261,6 +262,29 @@ def _plan(ticks: Sequence[Tick], old: Snapshot, current: Snapshot) -> dict[int, 
             new = current.data[target.offset]  # keep an existing 'X'
         plan[target.offset] = new
     return plan
+
+
+def _only_boxes_differ(old: Snapshot, current: Snapshot) -> bool:
+    """Tell whether ``current`` is ``old`` with some boxes ticked or cleared (lines unmoved).
+
+    This is the common case of a long run, ticking step after step: it must not cost a
+    diff of the whole guide per tick.
+    """
+    if len(old.data) != len(current.data):
+        return False
+    boxes = {item.offset for item in old.items}
+    a, b = old.data, current.data
+    # Compare in large slices; only look byte by byte around the differences.
+    step = 4096
+    for start in range(0, len(a), step):
+        if a[start : start + step] == b[start : start + step]:
+            continue
+        for offset in range(start, min(start + step, len(a))):
+            if a[offset] != b[offset] and (
+                offset not in boxes or b[offset] not in (0x20, 0x78, 0x58)
+            ):
+                return False
+    return True
 
 
 def _relocate(
