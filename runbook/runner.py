@@ -108,7 +108,8 @@ class ExecOptions:
     skip_unknown: bool = False
     """Skip steps with an unknown outcome without asking."""
     cwd: Path | None = None
-    """Folder the shells start in; None for the current folder, as for a person."""
+    """Folder the shells start in; None for the site root (the folder of ``mkdocs.yml``, or
+    of a lone guide), so relative paths in a guide mean the same wherever exec is started."""
 
 
 @dataclass(frozen=True)
@@ -241,9 +242,11 @@ class Runner:
             total = time.monotonic() - started
             # From here on a signal only gets noted: the run is ending and its records with it.
             self._critical += 1
-            self._close_sessions()
-            journal.write("run-end", sync=True, result=result, duration=round(total, 3))
-            self._close_records()
+            try:
+                self._close_sessions()
+            finally:
+                journal.write("run-end", sync=True, result=result, duration=round(total, 3))
+                self._close_records()
         self._summary(total)
         if failure is None:
             return EXIT_OK
@@ -773,7 +776,7 @@ class Runner:
         return {name for name in self.values if self._secret(name)} | self._secret_names
 
     def _cwd(self) -> Path:
-        return self.options.cwd or Path.cwd()
+        return self.options.cwd or self.site.root
 
     def _session(self, host: str) -> Session:
         session = self.sessions.get(host)

@@ -227,6 +227,23 @@ def test_directory_variables_and_functions_carry_between_blocks_and_steps(worksp
     assert ws.only_boxes_changed()
 
 
+def test_blocks_start_in_the_guides_site_root_wherever_exec_is_started(workspace, tmp_path):
+    ws = workspace("state.md")
+    elsewhere = tmp_path.parent
+    proc = subprocess.run(
+        [*RUNBOOK, "exec", str(ws.guide.relative_to(elsewhere)), "--yes"],
+        cwd=elsewhere,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=cli_env(),
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    # A lone guide's site root is its folder: `mkdir -p place` landed beside it.
+    assert (ws.dir / "place" / "result").read_text() == "carried\n"
+    assert not (elsewhere / "place").exists()
+
+
 # -- failure, resume, selection -------------------------------------------------------------------
 
 
