@@ -104,7 +104,7 @@ def test_a_terminal_shows_headers_live_output_a_spinner_colour_and_a_summary(wor
     assert "\x1b[1;34m" in text  # the bold blue step header
     assert "\x1b[32m✓ step 1 done" in text
     assert re.search(r"✓  1\. Quick +done +\d\.\ds", text)
-    assert re.search(r"✓  2\. Quiet for a while +done +(1\.[89]|2\.\d)s", text)
+    assert re.search(r"✓  2\. Quiet for a while +done +\d\.\ds", text)
     # Live output came before the step's end, not collected for later.
     assert text.index("live-output-line") < text.index("✓ step 1 done")
     assert ws.ticked() == {1, 2}
