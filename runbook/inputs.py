@@ -28,7 +28,8 @@ def shell_var(name: str) -> str:
     if safe != name:
         # db-host and db_host must not share a variable
         safe += "_" + hashlib.sha1(name.encode()).hexdigest()[:6]
-    return f"__rb_in_{safe}"
+    # Not "__rb…": the session reserves that prefix for its own variables.
+    return f"RUNBOOK_IN_{safe}"
 
 
 def check_value(name: str, value: str) -> None:

@@ -311,3 +311,16 @@ def last_run(path: Path) -> LastRun | None:
 
 def _float(value: object) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def last_timer_start(path: Path, name: str) -> tuple[float, int | None] | None:
+    """Return when (epoch seconds) and in which step timer ``name`` last started, in any run."""
+    began: tuple[float, int | None] | None = None
+    for rec in read_records(path):
+        if rec.get("event") == "timer" and rec.get("name") == name:
+            if rec.get("action") == "start" and isinstance(rec.get("at"), int | float):
+                step = rec.get("step")
+                began = (float(rec["at"]), step if isinstance(step, int) else None)
+            elif rec.get("action") == "stop":
+                began = None
+    return began

@@ -661,11 +661,11 @@ def _looks_like_commands(code: str) -> bool:
     if re.match(r"^[\w.-]+\s*[=:]\s", first) or first.startswith(("<", "{", "[", "-", "#")):
         return False
     word = first.split()[0]
-    return (
-        word in _COMMAND_WORDS
-        or word.startswith(("./", "/", "~/"))
-        or bool(re.match(r"^[A-Z_][A-Z0-9_]*=\S", first))
-    )
+    if word.startswith(("./", "/", "~")):
+        # A path runs as a program when it has arguments or looks like one; a block that
+        # only lists files (config locations, say) is shown.
+        return " " in first or word.endswith(".sh") or "/bin/" in word
+    return word in _COMMAND_WORDS or bool(re.match(r"^[A-Z_][A-Z0-9_]*=\S", first))
 
 
 def _placeholders(code: str) -> tuple[Placeholder, ...]:

@@ -47,13 +47,24 @@ from runbook.journal import (
     StepState,
     journal_path,
     last_run,
+    last_timer_start,
     new_run_id,
     run_ids,
     step_states,
     transcript_path,
 )
 from runbook.lock import Lock, lock_name, read_holder
-from runbook.model import Action, Admonition, Origin, Placeholder, Runbook, Step, TabRef, rel
+from runbook.model import (
+    Action,
+    Admonition,
+    Directive,
+    Origin,
+    Placeholder,
+    Runbook,
+    Step,
+    TabRef,
+    rel,
+)
 from runbook.parse import is_secret
 from runbook.redact import Redactor
 from runbook.session import (
@@ -208,12 +219,18 @@ class Runner:
         self._deferred = False
         self._skipped_failure = False
         self._unsure: dict[int, StepState] = {}
+        self.subguides: dict[Path, Runbook] = {}
+        self.timers: dict[str, tuple[float, int | None]] = {}
+        self.timed: list[tuple[str, float, str]] = []  # name, seconds, where
+        self._context: list[str] = []  # "repeating step 4", "Installation, step 3" …
+        self._outer: Step | None = None  # the guide's step being run
 
     # -- entry point --------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run the guide; return the exit code or raise a RunbookError saying what stopped it."""
         self._check_guide()
+        self._load_subguides()
         self._check_tab_flags()
         steps = self._select()
         self._collect_values(steps)
@@ -392,7 +409,7 @@ class Runner:
             if picked is None:
                 if not ask or not self.options.interactive:
                     raise NeedsOperator(
-                        f"step {step.number} offers alternatives: {' | '.join(labels)}",
+                        f"{self._named(step)} offers alternatives: {' | '.join(labels)}",
                         path=group.path,
                         line=group.line,
                         hint=f"pick one with --tab {_quote_label(labels[0])} (or another label)",
@@ -412,11 +429,26 @@ class Runner:
     def _actions(self, step: Step) -> list[Action]:
         return [a for a in step.actions if self._chosen(a.tabs) is not False]
 
+    def _expanded(self, step: Step, depth: int = 0) -> list[Step]:
+        """Return ``step`` and every step its directives run, for planning."""
+        from runbook.guide import exec_target
+
+        found = [step]
+        if depth > 8:
+            return found
+        for d in step.directives:
+            inner: list[Step] = []
+            if d.name == "repeat":
+                inner = [s for n in d.steps if (s := self.book.step(n)) is not None]
+            elif d.name == "exec" and exec_target(d) in self.subguides:
+                inner = list(self.subguides[exec_target(d)].steps)
+            for s in inner:
+                found.extend(self._expanded(s, depth + 1))
+        return found
+
     def _needed_inputs(self, steps: Sequence[Step]) -> list[tuple[Placeholder, Step, Action]]:
         needed: dict[str, tuple[Placeholder, Step, Action]] = {}
-        for step in steps:
-            if not self._pending(step):
-                continue
+        for step in [x for s in steps if self._pending(s) for x in self._expanded(s)]:
             for action in self._actions(step):
                 if action.kind != "run":
                     continue
@@ -440,7 +472,8 @@ class Runner:
         # Non-interactive: decide every tab set and know every input before running anything.
         for step in steps:
             if self._pending(step):
-                self._choose_tabs(step, ask=False)
+                for inner in self._expanded(step):
+                    self._choose_tabs(inner, ask=False)
         missing = [item for item in self._needed_inputs(steps) if item[0].name not in self.values]
         if missing:
             _, step, action = missing[0]
@@ -617,6 +650,7 @@ class Runner:
             self.console.header(step.number, total, step.title)
             started = time.monotonic()
             self._journal.write("step-start", sync=True, step=step.number, title=step.title)
+            self._outer = step
             try:
                 result, note = self._run_step(step)
             except BaseException as exc:
@@ -652,15 +686,24 @@ class Runner:
                 self.console.line(f"! {label}", "red" if adm.kind == "danger" else "yellow", "bold")
                 for text in adm.text.split("\n"):
                     self.console.line(f"  {text}", "yellow")
+        directives = [d for d in step.directives if self._chosen(d.tabs) is not False]
         actions = self._actions(step)
         executable = [a for a in actions if a.executable]
-        if not executable:
-            return self._manual(step)
+        if not executable and not any(d.name in ("exec", "repeat") for d in directives):
+            # A manual step: timers that start run before the person acts, stops after.
+            for d in directives:
+                if d.args[:1] == ("start",):
+                    self._directive(step, d)
+            result = self._manual(step)
+            for d in directives:
+                if d.args[:1] != ("start",):
+                    self._directive(step, d)
+            return result
         suggested = next((a for a in executable if a.kind == "suggested"), None)
         if suggested is not None and not self.options.interactive:
             # Stop before running anything of the step, so a rerun does not repeat half of it.
             raise NeedsOperator(
-                f"step {step.number} ({step.title}) offers a command that needs a person's yes",
+                f"{self._named(step)} ({step.title}) offers a command that needs a person's yes",
                 path=suggested.origin.path,
                 line=suggested.origin.line,
                 hint="run interactively to confirm it, mark the block { .run } if it is safe "
@@ -669,7 +712,12 @@ class Runner:
             )
         self._skipped_failure = False
         ran = 0
-        for action in actions:
+        waiting = sorted(directives, key=lambda d: d.after)
+        for index, action in enumerate(step.actions):
+            while waiting and waiting[0].after <= index:
+                ran += self._directive(step, waiting.pop(0))
+            if self._chosen(action.tabs) is False:
+                continue
             if action.kind == "shown":
                 self._show(action)
             elif action.kind == "suggested":
@@ -677,11 +725,124 @@ class Runner:
             else:
                 self._execute(step, action)
                 ran += 1
+        for directive in waiting:
+            ran += self._directive(step, directive)
         if self._skipped_failure:
             return "skipped", "a failed block was skipped"
         if not ran:
             return "skipped", "every block was skipped"
         return "done", ""
+
+    # -- directives ------------------------------------------------------------------------------
+
+    def _load_subguides(self) -> None:
+        """Load every guide an ``exec`` directive runs, so its errors show before anything runs."""
+        from runbook.guide import exec_target, load
+        from runbook.site import load_site
+
+        todo = [self.book]
+        while todo:
+            book = todo.pop()
+            for step in book.steps:
+                for d in step.directives:
+                    if d.name != "exec":
+                        continue
+                    target = exec_target(d)
+                    if target in self.subguides or target == self.book.path:
+                        continue
+                    sub = load(target, sets=self.options.sets, site=load_site(target))
+                    if sub.errors:
+                        first = sub.errors[0]
+                        raise GuideError(
+                            f"{first.message} (in {rel(target)}, which step {step.number} runs)",
+                            path=first.origin.path if first.origin else target,
+                            line=first.origin.line if first.origin else None,
+                            hint=f"run 'runbook lint {rel(target)}'",
+                        )
+                    self.subguides[target] = sub
+                    todo.append(sub)
+
+    def _directive(self, step: Step, directive: Directive) -> int:
+        """Carry out a directive; return 1 when it ran steps, 0 for bookkeeping ones."""
+        if directive.name == "timer":
+            self._timer(step, directive)
+            return 0
+        if directive.name == "repeat":
+            for number in directive.steps:
+                again = self.book.step(number)
+                if again is not None:
+                    self._nested(step, again, f"repeating step {number}", self.book)
+            return 1
+        from runbook.guide import exec_target
+
+        sub = self.subguides[exec_target(directive)]
+        for inner in sub.steps:
+            self._nested(step, inner, f"{sub.title}, step {inner.number}", sub)
+        return 1
+
+    def _nested(self, step: Step, inner: Step, label: str, book: Runbook) -> None:
+        """Run ``inner`` (a repeated step, or a step of another guide) as part of ``step``."""
+        self.console.line()
+        self.console.line(f"↳ step {step.number}, {label}: {inner.title}", "bold", "blue")
+        guide = str(book.path) if book is not self.book else None
+        self._journal.write(
+            "nested-start", step=step.number, inner=inner.number, label=label, guide=guide
+        )
+        saved = self._skipped_failure
+        started = time.monotonic()
+        self._context.append(label)
+        try:
+            result, _ = self._run_step(inner)
+        except RunbookError as exc:
+            self._journal.write(
+                "nested-end",
+                step=step.number,
+                inner=inner.number,
+                result=_result_of(exc),
+                guide=guide,
+            )
+            raise
+        finally:
+            self._context.pop()
+        self._journal.write(
+            "nested-end",
+            step=step.number,
+            inner=inner.number,
+            result=result,
+            duration=round(time.monotonic() - started, 3),
+            guide=guide,
+        )
+        self._skipped_failure = saved or self._skipped_failure or result != "done"
+
+    def _named(self, step: Step) -> str:
+        """Name ``step`` in messages: nested steps by the step that runs them."""
+        if not self._context or self._outer is None:
+            return f"step {step.number}"
+        return f"step {self._outer.number} ({', '.join(self._context)})"
+
+    def _resume_step(self, step: Step) -> int:
+        return self._outer.number if self._context and self._outer else step.number
+
+    def _timer(self, step: Step, directive: Directive) -> None:
+        action, name = directive.args
+        now = time.time()
+        if action == "start":
+            self.timers[name] = (now, step.number)
+            self._journal.write("timer", step=step.number, name=name, action="start", at=now)
+            self.console.line(f"⏱ {name} starts (step {step.number})", "yellow")
+            return
+        # Started by an earlier run that stopped in between: the journal knows when.
+        began = self.timers.get(name) or last_timer_start(self._journal.path, name)
+        if began is None:
+            self.console.line(f"⏱ {name}: no start recorded, nothing to measure", "dim")
+            return
+        seconds = now - began[0]
+        self._journal.write(
+            "timer", step=step.number, name=name, action="stop", at=now, seconds=round(seconds, 3)
+        )
+        since = f"from step {began[1]} " if began[1] is not None else ""
+        self.timed.append((name, seconds, f"{since}to step {step.number}"))
+        self.console.line(f"⏱ {name} ends: {format_duration(seconds)}", "yellow")
 
     def _journal_tabs(self, step: Step) -> None:
         for group in self._groups(step):
@@ -699,7 +860,7 @@ class Runner:
     def _manual(self, step: Step) -> tuple[str, str]:
         if not self.options.interactive:
             raise NeedsOperator(
-                f"step {step.number} ({step.title}) is done by a person",
+                f"{self._named(step)} ({step.title}) is done by a person",
                 path=step.origin.path,
                 line=step.origin.line,
                 hint=f"do it, then 'runbook check {self.guide_arg} {step.number}' and run again; "
@@ -818,7 +979,7 @@ class Runner:
         if ph.name not in self.values:
             if not self.options.interactive:
                 raise NeedsOperator(
-                    f"step {step.number} needs <{ph.name}>",
+                    f"{self._named(step)} needs <{ph.name}>",
                     path=action.origin.path,
                     line=action.origin.line,
                     hint=f"--set {ph.name}=…",
@@ -841,7 +1002,7 @@ class Runner:
         for ph in action.placeholders:
             value = self._value(ph, step, action)
             if ph.name not in self._defined[action.host]:
-                session.define(_variable(ph.name), value, secret=self._secret(ph.name))
+                session.define(shell_var(ph.name), value, secret=self._secret(ph.name))
                 self._defined[action.host].add(ph.name)
         secrets = self._secret_set()
         literal = {k: v for k, v in self.values.items() if k not in secrets}
@@ -865,10 +1026,7 @@ class Runner:
         # A `$ ` command's failure points at its own line, past the opening fence.
         first_line = action.origin.line + (1 if action.fenced else 0)
         for index, (code, expected, offset) in enumerate(units):
-            script = substitute(code, names, literal=literal)
-            body = script.code
-            for name in script.inputs:
-                body = body.replace(f"${{{shell_var(name)}}}", f"${{{_variable(name)}}}")
+            body = substitute(code, names, literal=literal).code
             line = first_line + offset if expected is not None else action.origin.line
             unit = _Unit(action, index, Origin(action.origin.path, line), body, expected)
             self._run_unit(step, unit, session, answers, timeout)
@@ -990,18 +1148,18 @@ class Runner:
         if result.outcome is Outcome.NEEDS_INPUT:
             prompt = result.last_line.strip()[-40:] or "…"
             raise NeedsOperator(
-                f"step {step.number}: {subject} {failure}",
+                f"{self._named(step)}: {subject} {failure}",
                 path=where.path,
                 line=where.line,
                 hint="answer it in an interactive run, or declare the answer on the block: "
                 f'{{ .run expect="{prompt}" send="…" }}',
             )
         raise StepFailed(
-            f"step {step.number} failed: {subject} {failure}",
+            f"{self._named(step)} failed: {subject} {failure}",
             path=where.path,
             line=where.line,
             hint=f"fix the cause, then run '{self._resume_command()}' again to resume at "
-            f"step {step.number}",
+            f"step {self._resume_step(step)}",
         )
 
     def _handover(self, last_line: str) -> None:
@@ -1189,6 +1347,8 @@ class Runner:
                 f"  {mark} {r.number:>2}. {r.title[:48]:<48} {r.result:<12} {duration:>7}{note}",
                 _COLOURS.get(r.result, "dim"),
             )
+        for name, seconds, where_ in self.timed:
+            line(f"  ⏱ {name}: {format_duration(seconds)} ({where_})", "bold")
         parts = ", ".join(f"{n} {k}" for k, n in counts.items())
         where = f" · transcript {rel(self._transcript_path)}" if self._transcript_path else ""
         line(f"  {parts} · total {format_duration(total)}{where}", "bold")
@@ -1205,16 +1365,6 @@ def _result_of(exc: BaseException) -> str:
     if isinstance(exc, RunbookError) and exc.exit_code == EXIT_INTERRUPTED:
         return "interrupted"
     return "error"
-
-
-def _variable(name: str) -> str:
-    """Return the shell variable holding input ``name``.
-
-    ``inputs.shell_var`` names start with ``__rb``, which the session reserves for its own
-    variables (and refuses to define); the runner keeps the name's readable, unique part.
-    """
-    var = shell_var(name)
-    return "RB_IN_" + var.removeprefix("__rb_in_") if var.startswith("__rb") else var
 
 
 def _tabbed(step: Step) -> list[Action | Admonition]:

@@ -89,7 +89,7 @@ def test_quoted_heredoc_needs_a_literal() -> None:
 
 def test_similar_names_get_distinct_variables() -> None:
     assert shell_var("db-host") != shell_var("db_host")
-    assert shell_var("db_host") == "__rb_in_db_host"
+    assert shell_var("db_host") == "RUNBOOK_IN_db_host"
 
 
 @pytest.mark.parametrize("value", ["a\x01b", "line\nbreak", "tab\there", "\x1b[31m", "del\x7f"])

@@ -125,7 +125,7 @@ def test_upgrade_end_to_end_keeps_late_records(site: Site) -> None:
     assert changed_bytes(original, after) == {b" x"}
     assert after.count(b"* [x] ") == 10 and b"* [ ] " not in after.split(b"## Step-by-step")[0]
     assert (site.root / INSTALL).read_bytes() == install_original  # a sub-guide is not ticked
-    assert re.search(r"downtime\s+\d", output), output
+    assert re.search(r"⏱ downtime: [\d.]+s \(from step 7 to step 9\)", output), output
     assert site.runbook("reset", str(GUIDE)).returncode == 0
     assert site.guide.read_bytes() == original
 
@@ -148,7 +148,8 @@ def test_port_taken_stops_before_installing(site: Site) -> None:
         result = site.exec()
     assert result.returncode == 1
     assert f"port {site.env['SBX_NEW_PORT']} is already in use" in result.stdout + result.stderr
-    assert "step 1 failed" in result.stderr
+    assert "step 1 (Installation, step 3) failed" in result.stderr
+    assert "resume at step 1" in result.stderr
     assert site.guide.read_bytes() == original
     assert site.sbx("health", "old").returncode == 0  # nothing was damaged
 
@@ -169,7 +170,7 @@ def test_backup_missing_is_reported(site: Site) -> None:
     result = site.exec()
     assert result.returncode == 1
     assert "upgrade.sql does not exist" in result.stdout + result.stderr
-    assert "step 4 failed" in result.stderr
+    assert "step 4 failed" in result.stderr or "step 8 (repeating step 4) failed" in result.stderr
     assert b"* [ ] 4." in site.guide.read_bytes()
 
 
