@@ -791,6 +791,7 @@ class Session:
         self._closed = False
         self._dead = False
         self._unsynced = False
+        self._stopped = False  # the last block was stopped: check the shell answers first
         token = secrets.token_hex(8)
         self._token = token
         self._scanner = _SentinelScanner(f"__RB{token}:".encode(), b";")
@@ -1192,6 +1193,8 @@ class Session:
         self.start()
         if self._unsynced:
             restarted = self._resync() or restarted
+        elif self._stopped:
+            restarted = self._settle() or restarted
         if restarted:
             self.restarts += 1
         return restarted
@@ -1208,7 +1211,30 @@ class Session:
             result = self._wait(block, bytearray(), None, None, (), None, Outcome.INTERRUPTED)
         finally:
             self._running = False
-        return result.restarted
+        if result.restarted or self._dead:
+            return True
+        return self._settle()
+
+    def _settle(self) -> bool:
+        """Make sure the shell answers after a stopped block; return True if it was replaced.
+
+        Only a shell that answers a no-op is trusted with the next block.
+        """
+        self._stopped = False
+        for _ in range(4):
+            try:
+                self._exchange(b":\n", 0.5)
+                return False
+            except RunbookError:
+                # The forked command may have taken the terminal only after the prompt.
+                self._reclaim_terminal()
+            except (_ShellGone, OSError):
+                break
+        if self._child is not None:
+            self._kill_session(int(self._child.pid))
+        self._discard_child()
+        self.start()
+        return True
 
     def _run(
         self,
@@ -1365,10 +1391,28 @@ class Session:
             while os.read(self._wake_r, 512):
                 pass
 
+    def _reclaim_terminal(self) -> None:
+        """Give the terminal back to bash after a stopped block.
+
+        A command forked just as the stop signal reached bash can still own the terminal
+        after the prompt returns; bash, now in the background, would stop on its next
+        read. End that command and wake bash.
+        """
+        if self._child is None:
+            return
+        shell = int(self._child.pid)
+        with contextlib.suppress(OSError):
+            pgrp = os.tcgetpgrp(self._fd)
+            if pgrp not in (shell, 0):
+                os.killpg(pgrp, signal.SIGKILL)
+                os.kill(shell, signal.SIGCONT)
+
     def _finished(self, block: _Block, status: int | None) -> BlockResult:
         self._unsynced = False
         block.output.finish()
         if block.stop is not None:
+            self._reclaim_terminal()
+            self._stopped = True
             outcome, final = block.stop.outcome, None
         else:
             outcome, final = (Outcome.OK if status == 0 else Outcome.FAILED), status
