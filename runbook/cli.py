@@ -234,7 +234,9 @@ def status_cmd(guide: Path, as_json: bool) -> None:
 
     book = _load(guide)
     if as_json:
-        _emit(status_json(book))
+        data = status_json(book)
+        data.pop("last_run_text")
+        _emit(data)
     else:
         click.echo(status_text(book))
 

@@ -32,11 +32,12 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from runbook.lock import lock_name
+from runbook.lock import lock_name, read_holder
+from runbook.model import Runbook
 
 
 def who() -> str:
@@ -324,3 +325,18 @@ def last_timer_start(path: Path, name: str) -> tuple[float, int | None] | None:
             elif rec.get("action") == "stop":
                 began = None
     return began
+
+
+def last_run_of(book: Runbook) -> LastRun | None:
+    """Return what the journal says about ``book``'s last run (for ``runbook status``).
+
+    Reads only: creates no folder and takes no lock. ``running`` is set when a live process
+    still holds the guide's run lock.
+    """
+    runtime = book.runtime_dir or book.path.parent / ".runbook"
+    found = last_run(journal_path(runtime, book.path))
+    if found is None:
+        return None
+    holder = read_holder(runtime / "locks" / f"{lock_name(book.path, 'run')}.lock")
+    running = holder is not None and holder.kind == "run" and not holder.is_stale()
+    return replace(found, running=running and found.ended is None)

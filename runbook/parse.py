@@ -407,11 +407,11 @@ class _Walker:
                 "=== / !!! line",
             )
         kind = self._kind(lang, attrs, classes, code, fenced, line)
-        prompt = _prompt_lines(code)
+        prompt = prompt_commands(code)
         host = dict(attrs).get("host", "local") or "local"
         timeout = self._timeout(dict(attrs).get("timeout"), line) if kind == "run" else None
         answers = self._answers(attrs, line) if kind == "run" else ()
-        commands = "\n".join(c for c, _ in prompt) if prompt else code
+        commands = "\n".join(c for c, _, _ in prompt) if prompt else code
         placeholders = _placeholders(commands + "".join("\n" + a.send for a in answers))
         action = Action(
             kind=kind,
@@ -632,24 +632,26 @@ def _dedent(lines: list[str], width: int) -> list[str]:
     return out
 
 
-def _prompt_lines(code: str) -> list[tuple[str, list[str]]]:
-    """Split a ``$ `` block into (command, expected output lines); [] if not one."""
-    lines = code.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+def prompt_commands(code: str) -> list[tuple[str, list[str], int]]:
+    """Split a ``$ `` block into (command, expected output lines, 0-based line); [] if not one.
+
+    ``> `` lines right after a command continue it, as bash's PS2 shows them.
+    """
+    lines = code.rstrip("\n").split("\n")
     first = next((ln for ln in lines if ln.strip()), "")
     if not first.lstrip().startswith("$ "):
         return []
-    out: list[tuple[str, list[str]]] = []
-    for ln in lines:
-        stripped = ln.lstrip()
+    units: list[tuple[str, list[str], int]] = []
+    for index, line in enumerate(lines):
+        stripped = line.lstrip()
         if stripped.startswith("$ "):
-            out.append((stripped[2:], []))
-        elif stripped.startswith("> ") and out and not out[-1][1]:
-            out[-1] = (out[-1][0] + "\n" + stripped[2:], [])
-        elif out:
-            out[-1][1].append(ln)
-    return out
+            units.append((stripped[2:], [], index))
+        elif stripped.startswith("> ") and units and not units[-1][1]:
+            command, expected, at = units[-1]
+            units[-1] = (command + "\n" + stripped[2:], expected, at)
+        elif units:
+            units[-1][1].append(line)
+    return units
 
 
 def _looks_like_commands(code: str) -> bool:

@@ -168,20 +168,25 @@ def step_text(book: Runbook, step: Step) -> str:
 
 
 def status_json(book: Runbook) -> dict[str, Any]:
-    """Describe a guide's progress (``runbook status --json``)."""
+    """Describe a guide's progress and its last run (``runbook status --json``)."""
+    from runbook.journal import last_run_of
+
     done = [s.number for s in book.steps if s.checked]
     pending = [s for s in book.steps if not s.checked]
+    last = last_run_of(book)
     return {
         "guide": rel(book.path),
         "steps": len(book.steps),
         "done": done,
         "next": {"number": pending[0].number, "title": pending[0].title} if pending else None,
         "tracked": bool(book.checklist),
+        "last_run": last.to_json() if last else None,
+        "last_run_text": last.text() if last else "last run: none recorded",
     }
 
 
 def status_text(book: Runbook) -> str:
-    """Describe a guide's progress for a person."""
+    """Describe a guide's progress and its last run for a person."""
     data = status_json(book)
     lines = [f"{book.title}  ({data['guide']})"]
     lines.append(f"progress: {len(data['done'])} of {data['steps']} steps done")
@@ -189,4 +194,5 @@ def status_text(book: Runbook) -> str:
     lines.append(f"next: step {nxt['number']}. {nxt['title']}" if nxt else "all steps done")
     if not data["tracked"]:
         lines.append("note: no overview checklist, so progress is not recorded in the file")
+    lines.append(data.pop("last_run_text"))
     return "\n".join(lines)

@@ -43,17 +43,15 @@ from runbook.errors import (
 from runbook.inputs import check_value, placeholders_in, preview, shell_var, substitute
 from runbook.journal import (
     Journal,
-    LastRun,
     StepState,
     journal_path,
-    last_run,
     last_timer_start,
     new_run_id,
     run_ids,
     step_states,
     transcript_path,
 )
-from runbook.lock import Lock, lock_name, read_holder
+from runbook.lock import Lock, lock_name
 from runbook.model import (
     Action,
     Admonition,
@@ -65,7 +63,7 @@ from runbook.model import (
     TabRef,
     rel,
 )
-from runbook.parse import is_secret
+from runbook.parse import is_secret, prompt_commands
 from runbook.redact import Redactor
 from runbook.session import (
     Answer,
@@ -162,21 +160,6 @@ class _Quit(Exception):
     def __init__(self, code: int = EXIT_NEEDS_OPERATOR) -> None:
         super().__init__(code)
         self.code = code
-
-
-def last_run_of(book: Runbook) -> LastRun | None:
-    """Return what the journal says about ``book``'s last run (for ``runbook status``).
-
-    Reads only: creates no folder and takes no lock. ``running`` is set when a live process
-    still holds the guide's run lock.
-    """
-    runtime = book.runtime_dir or book.path.parent / ".runbook"
-    found = last_run(journal_path(runtime, book.path))
-    if found is None:
-        return None
-    holder = read_holder(runtime / "locks" / f"{lock_name(book.path, 'run')}.lock")
-    running = holder is not None and holder.kind == "run" and not holder.is_stale()
-    return replace(found, running=running and found.ended is None)
 
 
 class Runner:
@@ -1021,7 +1004,9 @@ class Runner:
         timeout = action.timeout or self.options.timeout
         names = [p.name for p in action.placeholders]
         units: list[tuple[str, list[str] | None, int]] = (
-            _prompt_commands(action.code) if action.expects_output else [(action.code, None, 0)]
+            list(prompt_commands(action.code))
+            if action.expects_output
+            else [(action.code, None, 0)]
         )
         # A `$ ` command's failure points at its own line, past the opening fence.
         first_line = action.origin.line + (1 if action.fenced else 0)
@@ -1402,23 +1387,6 @@ def _readable(body: str) -> str:
     if len(lines) > 40:
         lines = [*lines[:40], "…"]
     return "\n".join(lines)
-
-
-def _prompt_commands(code: str) -> list[tuple[str, list[str] | None, int]]:
-    """Split a ``$ `` block into commands: code, expected output lines, 0-based line index."""
-    units: list[tuple[str, list[str] | None, int]] = []
-    expected: list[str] = []
-    for index, line in enumerate(code.rstrip("\n").split("\n")):
-        stripped = line.lstrip()
-        if stripped.startswith("$ "):
-            expected = []
-            units.append((stripped[2:], expected, index))
-        elif stripped.startswith("> ") and units and not expected:
-            command, _, first = units[-1]
-            units[-1] = (command + "\n" + stripped[2:], expected, first)
-        elif units:
-            expected.append(line)
-    return units
 
 
 def output_matches(output: bytes, expected: Sequence[str]) -> bool:

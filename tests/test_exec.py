@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from runbook.guide import load
-from runbook.runner import last_run_of
+from runbook.journal import last_run_of
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exec"
 RUNBOOK = (sys.executable, "-m", "runbook")
