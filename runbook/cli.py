@@ -297,7 +297,7 @@ def exec_cmd(
         from_step=from_step,
         only=only_steps,
         redo=redo,
-        interactive=not yes and sys.stdin.isatty() and sys.stdout.isatty(),
+        interactive=not yes and sys.stdin.isatty(),
         dry_run=dry_run,
         timeout=timeout,
         retry_unknown=retry_unknown,
