@@ -29,7 +29,7 @@ GUIDE = Path("docs/admin-guide/upgrading/parallel.md")
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Copy the site, tick steps 1 and 3 of the upgrade guide, build it strictly."""
-    from runbook.checklist import set_steps
+    from runbook.checklist import reset, set_steps
     from runbook.guide import load
 
     work = tmp_path_factory.mktemp("site")
@@ -39,6 +39,8 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(src, work / name)
         else:
             shutil.copy(src, work / name)
+    # The working copy may carry ticks from `make demo`: start from a clean checklist.
+    reset(load(work / GUIDE))
     set_steps(load(work / GUIDE), [1, 3], True)
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(

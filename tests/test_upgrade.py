@@ -87,6 +87,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     }
     env.pop("RUNBOOK_REGEN", None)
     s = Site(root, env)
+    # The working copy may carry ticks from `make demo`: start from a clean checklist.
+    assert s.runbook("reset", str(GUIDE)).returncode == 0
     s.sbx("provision")
     yield s
     s.sbx("teardown", check=False)
