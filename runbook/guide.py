@@ -14,7 +14,7 @@ from typing import Any
 from runbook.errors import GuideError, UsageError
 from runbook.model import Diagnostic, Directive, Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
-from runbook.site import Site, load_site
+from runbook.site import Site, front_matter_data, load_site
 
 # Real guides are well under 1 MB; far larger files are generated or mistaken.
 MAX_GUIDE_BYTES = 4 * 1024 * 1024
@@ -23,26 +23,7 @@ MAX_GUIDE_BYTES = 4 * 1024 * 1024
 def read_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
     """Return (front matter, body, 1-based line of the body) of a page."""
     raw, body, first = split_front_matter(text)
-    if not raw:
-        return {}, body, first
-    import yaml
-
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1
-        raise GuideError(
-            f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}",
-            path=path,
-            line=line,
-            hint="fix the YAML between the --- lines",
-        ) from None
-    if data is None:
-        return {}, body, first
-    if not isinstance(data, dict):
-        raise GuideError("front matter must be a YAML mapping", path=path, line=2)
-    return data, body, first
+    return (front_matter_data(raw, path) if raw else {}), body, first
 
 
 def page_variables(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook.errors import ConfigError
+from runbook.errors import ConfigError, GuideError
 
 CONFIG_NAMES = ("mkdocs.yml", "mkdocs.yaml")
 RUNTIME_DIR = ".runbook"
@@ -84,6 +84,28 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read: {exc}", path=path) from None
     if not isinstance(data, dict):
         raise ConfigError("is not a YAML mapping", path=path, line=1)
+    return data
+
+
+def front_matter_data(raw: str, path: Path) -> dict[str, Any]:
+    """Parse a page's front matter (the YAML between the ``---`` lines) as MkDocs does."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        raise GuideError(
+            f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}",
+            path=path,
+            line=line,
+            hint="fix the YAML between the --- lines",
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GuideError("front matter must be a YAML mapping", path=path, line=2)
     return data
 
 
