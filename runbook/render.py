@@ -275,6 +275,8 @@ class Renderer:
         variables: Mapping[str, Any] | None = None,
     ) -> Rendered:
         """Render page body ``text`` (front matter removed) of file ``path``."""
+        if not _has_tags(text):
+            return self._plain(text, path, first_line)
         context = {**self.variables, **(variables or {})}
         del self._undefined[:]
         try:
@@ -310,6 +312,22 @@ class Renderer:
         if self._undefined:
             self._undefined_error()
         return self._unmark(output, path)
+
+    def _plain(self, text: str, path: Path, first_line: int) -> Rendered:
+        """Render a page with no Jinja syntax: what Jinja would give, without Jinja."""
+        self._sources[path] = text
+        idx = self._index(path)
+        lines = split_lines(text)
+        if len(lines) > 1 and lines[-1] == "":
+            lines.pop()  # Jinja drops a template's final newline (keep_trailing_newline=False)
+        return Rendered(
+            path=path,
+            text="\n".join(lines),
+            line_map=LineMap(
+                paths=tuple(self._paths),
+                lines=tuple((idx, n) for n in range(first_line, first_line + len(lines))),
+            ),
+        )
 
     def _unmark(self, output: str, path: Path) -> Rendered:
         lines = output.split("\n")

@@ -118,6 +118,19 @@ def test_plain_lines_map_to_their_file_and_line(
             assert expected == line
 
 
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=st.text(alphabet=st.sampled_from(["a", " ", "\n", "\r", "\t", "é", "}", "%"]), max_size=40)
+)
+def test_pages_without_jinja_render_as_jinja_would(tmp_path: Path, text: str) -> None:
+    plain = jinja2.Environment().from_string(text).render()
+    ours = Renderer(tmp_path).render(text, tmp_path / "p.md")
+    assert ours.text == plain
+    assert len(ours.line_map.lines) == len(plain.split("\n"))
+
+
 def test_include_inside_a_tab_keeps_positions(tmp_path: Path) -> None:
     (tmp_path / "_s.md").write_text("first\nsecond\n")
     source = '=== "Tab"\n\n    {% include "_s.md" %}\nlast\n'
