@@ -231,22 +231,46 @@ class Step:
         )
 
 
+MARK_OPEN = "\ue000"
+MARK_CLOSE = "\ue001"
+
+
 @dataclass(frozen=True)
 class LineMap:
-    """Maps each line of the rendered text back to its source file and line."""
+    """Maps each line of the rendered text back to its source file and line.
+
+    Positions are kept as the renderer left them, as markers inside the rendered lines, and
+    read only for the lines asked about: most lines of a page are never asked.
+    """
 
     paths: tuple[Path, ...]
-    """Source files, indexed by the entries of ``lines``."""
-    lines: tuple[tuple[int, int], ...]
-    """Per rendered line (0-based): index into ``paths`` and the 1-based source line."""
+    """Source files, indexed by the markers."""
+    marked: tuple[str, ...] = ()
+    """The rendered lines with their position markers (``\ue000file,line\ue001``)."""
+    page: int = 0
+    """Index of the page itself in ``paths``."""
+    first_line: int = 1
+    """Source line of rendered line 0, for a page rendered without markers."""
+    count: int = 0
+    """Number of rendered lines."""
+
+    def __len__(self) -> int:
+        return self.count
 
     def origin(self, rendered_line: int) -> Origin:
         """Return the source of 0-based ``rendered_line`` (clamped to the text)."""
-        if not self.lines:
-            return Origin(self.paths[0], 1)
-        idx = min(max(rendered_line, 0), len(self.lines) - 1)
-        file_idx, line = self.lines[idx]
-        return Origin(self.paths[file_idx], line)
+        n = min(max(rendered_line, 0), max(self.count - 1, 0))
+        if not self.marked:
+            return Origin(self.paths[self.page], self.first_line + n)
+        # The nearest marker at or above the line; a line without one continues it.
+        for k in range(n, -1, -1):
+            line = self.marked[k]
+            if MARK_OPEN in line:
+                marker = line[line.rindex(MARK_OPEN) + 1 :]
+                file_part, _, rest = marker.partition(",")
+                source_line = int(rest[: rest.index(MARK_CLOSE)])
+                return Origin(self.paths[int(file_part)], source_line + (n - k))
+        return Origin(self.paths[self.page], self.first_line + n)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from typing import TypeVar
 from markdown_it import MarkdownIt
 from markdown_it.rules_block import StateBlock
 from markdown_it.token import Token
-from mdit_py_plugins.attrs.parse import ParseError as AttrsParseError
-from mdit_py_plugins.attrs.parse import parse as parse_attrs
 
 from runbook.model import (
     Action,
@@ -61,6 +59,17 @@ _FENCE_INFO_RE = re.compile(
     r"^\.?(?P<lang>[\w#.+-]+)?"
     r"(?:(?:[ \t]+|^)\{(?P<attrs>.*)\}"
     r"""|(?P<options>(?:[ \t]+[A-Za-z]\w*=(?:"[^"]*"|'[^']*'))*))[ \t]*$"""
+)
+_ITEM_NUMBER_RE = re.compile(r"^(\d+)[.)]\s")
+_OPTION_KEY_RE = re.compile(r"([A-Za-z]\w*)=")
+_OPTION_RE = re.compile(r"""([A-Za-z]\w*)=(?:"([^"]*)"|'([^']*)')""")
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+_SETTING_RE = re.compile(r"^[\w.-]+\s*[=:]\s")
+_ASSIGNMENT_RE = re.compile(r"^[A-Z_][A-Z0-9_]*=\S")
+# One attribute of `{ .class #id key="value" key='value' key=bare }`, as attr_list reads them.
+_ATTR_RE = re.compile(
+    r"""\s*(?:\.(?P<cls>[^\s.#=}"']+)|\#(?P<id>[^\s.#=}"']+)"""
+    r"""|(?P<key>[\w:-]+)=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'}]+)))"""
 )
 _FILEISH_TITLE_RE = re.compile(r"^[~/.]|^\S+\.\w{1,6}$")
 _COMMAND_WORDS = frozenset(
@@ -249,14 +258,24 @@ def make_parser() -> MarkdownIt:
     return md
 
 
-_PARSER: MarkdownIt | None = None
+_PARSERS: dict[bool, MarkdownIt] = {}
+# A setext heading needs an underline of = or - alone on its line.
+_UNDERLINE_RE = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$", re.M)
 
 
-def _parser() -> MarkdownIt:
-    global _PARSER
-    if _PARSER is None:
-        _PARSER = make_parser()
-    return _PARSER
+def _parser(text: str) -> MarkdownIt:
+    """Return the parser for ``text``: without the setext rule when nothing can trigger it.
+
+    The setext rule runs on every paragraph and is a tenth of parse time; most pages
+    have no underline line at all, and then it cannot change the result.
+    """
+    setext = _UNDERLINE_RE.search(text) is not None
+    parser = _PARSERS.get(setext)
+    if parser is None:
+        parser = _PARSERS[setext] = make_parser()
+        if not setext:
+            parser.disable("lheading")
+    return parser
 
 
 # -- the walk -------------------------------------------------------------------------------
@@ -310,6 +329,9 @@ class _Walker:
         stack: list[tuple[str, TabRef | str]] = []
         closed_group: Origin | None = None  # group of a tab that closed just before
         for i, tok in enumerate(tokens):
+            if tok.type not in _WALKED:
+                closed_group = None
+                continue
             if tok.type == "tab_open":
                 assert tok.map is not None
                 # Tabs directly following each other are one set of alternatives.
@@ -361,7 +383,7 @@ class _Walker:
             return
         text = inline.content[match.end() :].split("\n", 1)[0].strip()
         origin = self.origin(inline.map[0])
-        num = re.match(r"^(\d+)[.)]\s", text + " ")
+        num = _ITEM_NUMBER_RE.match(text + " ")
         number = int(num.group(1)) if num else None
         item = CheckItem(
             text=text,
@@ -407,24 +429,29 @@ class _Walker:
                 "=== / !!! line",
             )
         kind = self._kind(lang, attrs, classes, code, fenced, line)
+        origin = self.origin(line)
+        if kind == "shown":
+            # Shown blocks never run: no inputs, host or answers to work out.
+            shown = Action("shown", lang, code, origin, fenced, attrs, tabs, admonitions)
+            self.found.actions.append((line, shown))
+            return
         prompt = prompt_commands(code)
-        host = dict(attrs).get("host", "local") or "local"
-        timeout = self._timeout(dict(attrs).get("timeout"), line) if kind == "run" else None
+        options = dict(attrs)
+        timeout = self._timeout(options.get("timeout"), line) if kind == "run" else None
         answers = self._answers(attrs, line) if kind == "run" else ()
         commands = "\n".join(c for c, _, _ in prompt) if prompt else code
-        placeholders = _placeholders(commands + "".join("\n" + a.send for a in answers))
         action = Action(
             kind=kind,
             lang=lang,
             code=code,
-            origin=self.origin(line),
+            origin=origin,
             fenced=fenced,
             attrs=attrs,
             tabs=tabs,
             admonitions=admonitions,
-            host=host,
-            expects_output=bool(prompt) and kind != "shown",
-            placeholders=placeholders if kind != "shown" else (),
+            host=options.get("host") or "local",
+            expects_output=bool(prompt),
+            placeholders=_placeholders(commands + "".join("\n" + a.send for a in answers)),
             timeout=timeout,
             answers=answers,
         )
@@ -474,8 +501,7 @@ class _Walker:
         if not match or (
             match.group("options")
             and any(
-                key not in FENCE_OPTIONS
-                for key in re.findall(r"([A-Za-z]\w*)=", match.group("options"))
+                key not in FENCE_OPTIONS for key in _OPTION_KEY_RE.findall(match.group("options"))
             )
         ):
             self.report(
@@ -492,31 +518,26 @@ class _Walker:
         attrs: list[tuple[str, str]] = []
         classes: tuple[str, ...] = ()
         if match.group("attrs") is not None:
-            try:
-                _, parsed = parse_attrs("{" + match.group("attrs") + "}")
-            except AttrsParseError as exc:
+            parsed = parse_attrs(match.group("attrs"))
+            if parsed is None:
                 self.report(
                     "error",
                     line,
-                    f"cannot read the attributes {{{match.group('attrs')}}}: {exc}",
+                    f"cannot read the attributes {{{match.group('attrs')}}}",
                     "bad-fence-attrs",
                     'use { .run key="value" } with double-quoted values',
                 )
                 return lang, (), ()
-            for key, value in parsed.items():
-                if key == "class":
-                    classes = tuple(value.split())
-                    attrs.extend(("class", c) for c in classes)
-                else:
-                    attrs.append((key, value))
+            attrs.extend(parsed)
+            classes = tuple(value for key, value in parsed if key == "class")
             if not lang:
                 # ```{ .bash .run } puts the language first among the classes
                 first = next((c for c in classes if c != "run"), "")
                 if first:
                     lang = first
         elif match.group("options"):
-            for key, value in re.findall(r"""([A-Za-z]\w*)=("[^"]*"|'[^']*')""", info):
-                attrs.append((key, value[1:-1]))
+            for key, double, single in _OPTION_RE.findall(info):
+                attrs.append((key, double or single))
         return lang, tuple(attrs), classes
 
     def _kind(
@@ -563,7 +584,7 @@ class _Walker:
     def _timeout(self, value: str | None, line: int) -> float | None:
         if value is None:
             return None
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", value)
+        match = _DURATION_RE.fullmatch(value)
         if not match:
             self.report(
                 "error",
@@ -623,6 +644,44 @@ def _directive_problem(name: str, args: tuple[str, ...]) -> str:
     return f"unknown runbook directive {name!r}"
 
 
+# Token types the walk looks at; paragraphs, inline text and the like are skipped fast.
+_WALKED = frozenset(
+    {
+        "tab_open",
+        "tab_close",
+        "admonition_open",
+        "admonition_close",
+        "heading_open",
+        "list_item_open",
+        "fence",
+        "code_block",
+        "html_block",
+    }
+)
+
+
+def parse_attrs(text: str) -> list[tuple[str, str]] | None:
+    """Read the inside of ``{ … }``: classes as ``("class", name)``; None when malformed."""
+    found: list[tuple[str, str]] = []
+    pos = 0
+    end = len(text.rstrip())
+    while pos < end:
+        match = _ATTR_RE.match(text, pos)
+        if match is None:
+            return None
+        if match.group("cls") is not None:
+            found.append(("class", match.group("cls")))
+        elif match.group("id") is not None:
+            found.append(("id", match.group("id")))
+        else:
+            value = match.group("dq")
+            if value is None:
+                value = match.group("sq") if match.group("sq") is not None else match.group("bare")
+            found.append((match.group("key"), value))
+        pos = match.end()
+    return found
+
+
 def _dedent(lines: list[str], width: int) -> list[str]:
     out = []
     for line in lines:
@@ -660,14 +719,14 @@ def _looks_like_commands(code: str) -> bool:
         return bool(first)
     if first.startswith("$ "):
         return True
-    if re.match(r"^[\w.-]+\s*[=:]\s", first) or first.startswith(("<", "{", "[", "-", "#")):
+    if _SETTING_RE.match(first) or first.startswith(("<", "{", "[", "-", "#")):
         return False
     word = first.split()[0]
     if word.startswith(("./", "/", "~")):
         # A path runs as a program when it has arguments or looks like one; a block that
         # only lists files (config locations, say) is shown.
         return " " in first or word.endswith(".sh") or "/bin/" in word
-    return word in _COMMAND_WORDS or bool(re.match(r"^[A-Z_][A-Z0-9_]*=\S", first))
+    return word in _COMMAND_WORDS or bool(_ASSIGNMENT_RE.match(first))
 
 
 def _placeholders(code: str) -> tuple[Placeholder, ...]:
@@ -735,7 +794,7 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
     lines = text.split("\n")
     diagnostics: list[Diagnostic] = []
     walker = _Walker(rendered, rendered.path, lines, diagnostics)
-    found = walker.walk(_parser().parse(text))
+    found = walker.walk(_parser(text).parse(text))
     headings = found.headings
 
     # The overview checklist: numbered items in the guide file itself, outside any step.

@@ -25,11 +25,12 @@ from typing import Any, ClassVar, NoReturn
 import jinja2
 
 from runbook.errors import IncludeError, TemplateError
-from runbook.model import LineMap, Rendered, rel
+from runbook.model import MARK_CLOSE, MARK_OPEN, LineMap, Rendered, rel
 
-_MARK_OPEN = "\ue000"
-_MARK_CLOSE = "\ue001"
+_MARK_OPEN = MARK_OPEN
+_MARK_CLOSE = MARK_CLOSE
 _MARK_RE = re.compile("\ue000(\\d+),(\\d+)\ue001")
+_MARK_FILE_RE = re.compile("\ue000(\\d+),")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 # Shell idioms that Jinja reads as its own syntax; authors wrap them in {% raw %}.
 _SHELL_JINJA_RE = re.compile(r"\{\{\s*\.|\$\{#|\{\{\s*\$|\{#\s*\w+\[")
@@ -324,46 +325,21 @@ class Renderer:
             path=path,
             text="\n".join(lines),
             line_map=LineMap(
-                paths=tuple(self._paths),
-                lines=tuple((idx, n) for n in range(first_line, first_line + len(lines))),
+                paths=tuple(self._paths), page=idx, first_line=first_line, count=len(lines)
             ),
         )
 
     def _unmark(self, output: str, path: Path) -> Rendered:
-        lines = output.split("\n")
-        mapped: list[tuple[int, int]] = []
-        default = self._index(path)
-        file_idx, line_no = default, 1
-        since = 0
-        clean: list[str] = []
-        includes: dict[int, None] = {}
-        for line in lines:
-            if _MARK_OPEN not in line:
-                since += 1 if mapped else 0
-                mapped.append((file_idx, line_no + since))
-                clean.append(line)
-                continue
-            if line[0] == _MARK_OPEN and line.count(_MARK_OPEN) == 1:
-                close = line.index(_MARK_CLOSE)
-                a, _, b = line[1:close].partition(",")
-                file_idx, line_no = int(a), int(b)
-                line = line[close + 1 :]
-            else:
-                # The last marker wins: an include at the start of a line puts the page's
-                # marker before the snippet's first line.
-                found = _MARK_RE.findall(line)
-                file_idx, line_no = int(found[-1][0]), int(found[-1][1])
-                line = _MARK_RE.sub("", line)
-            since = 0
-            if file_idx != default:
-                includes[file_idx] = None
-            mapped.append((file_idx, line_no))
-            clean.append(line)
+        page = self._index(path)
+        # Everything here runs at C speed; positions are read later, for asked lines only.
+        marked = tuple(output.split("\n"))
+        files = {int(i) for i in _MARK_FILE_RE.findall(output)}
+        files.discard(page)
         return Rendered(
             path=path,
-            text="\n".join(clean),
-            line_map=LineMap(paths=tuple(self._paths), lines=tuple(mapped)),
-            includes=tuple(self._paths[i] for i in includes),
+            text=_MARK_RE.sub("", output),
+            line_map=LineMap(paths=tuple(self._paths), marked=marked, page=page, count=len(marked)),
+            includes=tuple(self._paths[i] for i in sorted(files)),
         )
 
     def _last_include_site(self, name: str | None, page: Path) -> tuple[str, int | None]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runbook.guide import load
+from runbook.parse import parse_attrs
 from runbook.report import runbook_json
 from tests.conftest import FIXTURES, REGEN
 
@@ -28,3 +29,27 @@ def test_parse_fixture(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if REGEN or not expected_file.exists():
         expected_file.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n")
     assert got == json.loads(expected_file.read_text())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            ' .run host="new" timeout="900" ',
+            [("class", "run"), ("host", "new"), ("timeout", "900")],
+        ),
+        (
+            '.run expect="Enter password:" send="<db-password>"',
+            [("class", "run"), ("expect", "Enter password:"), ("send", "<db-password>")],
+        ),
+        (
+            " .bash .run #x k=bare k2='single q' ",
+            [("class", "bash"), ("class", "run"), ("id", "x"), ("k", "bare"), ("k2", "single q")],
+        ),
+        ("", []),
+        (' .run broken="unclosed ', None),
+        ("not attributes", None),
+    ],
+)
+def test_fence_attributes(text: str, expected: list[tuple[str, str]] | None) -> None:
+    assert parse_attrs(text) == expected

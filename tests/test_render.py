@@ -93,7 +93,7 @@ def test_markers_never_change_the_output(tmp_path: Path, source: str, snippet: s
     )
     ours = Renderer(tmp_path).render(page, tmp_path / "page.md", variables=VARIABLES)
     assert ours.text == plain
-    assert len(ours.line_map.lines) == len(plain.split("\n"))
+    assert len(ours.line_map) == len(plain.split("\n"))
 
 
 @settings(
@@ -128,7 +128,7 @@ def test_pages_without_jinja_render_as_jinja_would(tmp_path: Path, text: str) ->
     plain = jinja2.Environment().from_string(text).render()
     ours = Renderer(tmp_path).render(text, tmp_path / "p.md")
     assert ours.text == plain
-    assert len(ours.line_map.lines) == len(plain.split("\n"))
+    assert len(ours.line_map) == len(plain.split("\n"))
 
 
 def test_include_inside_a_tab_keeps_positions(tmp_path: Path) -> None:
