@@ -213,6 +213,9 @@ class Step:
     """Task-list items inside the step: shown, never written."""
     directives: tuple[Directive, ...] = ()
     """``<!-- runbook: … -->`` instructions, in document order."""
+    tab_paths: tuple[tuple[TabRef, ...], ...] = ()
+    """Every content tab of the step as its path of tabs (outermost first, itself last),
+    including tabs that hold only prose: each is an alternative to offer."""
     body: str = ""
     """The step's rendered markdown (heading excluded)."""
     end_line: int = 0

@@ -302,6 +302,7 @@ class _Found:
     directives: list[tuple[int, str, tuple[str, ...], tuple[TabRef, ...]]] = field(
         default_factory=list
     )
+    tab_paths: list[tuple[int, tuple[TabRef, ...]]] = field(default_factory=list)
 
 
 class _Walker:
@@ -339,6 +340,7 @@ class _Walker:
                 if group is None or tok.meta.get("new_group"):
                     group = self.origin(tok.map[0])
                 stack.append(("tab", TabRef(tok.meta["title"], group)))
+                self.found.tab_paths.append((tok.map[0], self._tabs(stack)))
             elif tok.type == "tab_close":
                 _, ref = stack.pop()
                 assert isinstance(ref, TabRef)
@@ -826,6 +828,7 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
     actions_by = _group(found.actions, step_of)
     adms_by = _group(found.admonitions, step_of)
     tasks_by = _group(found.tasks, step_of)
+    tab_paths_by = _group(found.tab_paths, step_of)
     directives_by = _group(
         [(ln, (name, args, tabs)) for ln, name, args, tabs in found.directives], step_of
     )
@@ -898,6 +901,7 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
                 admonitions=adms,
                 subchecks=subs,
                 directives=directives,
+                tab_paths=tuple(path for _, path in tab_paths_by.get(idx, [])),
                 body="\n".join(lines[start + 1 : stop]).strip("\n"),
                 end_line=stop,
             )

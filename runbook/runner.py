@@ -359,9 +359,10 @@ class Runner:
     def _groups(step: Step) -> dict[Origin, tuple[tuple[TabRef, ...], list[str]]]:
         """Each set of alternatives of ``step``: its enclosing tabs and its labels, in order."""
         groups: dict[Origin, tuple[tuple[TabRef, ...], list[str]]] = {}
-        for item in _tabbed(step):
-            for depth, tab in enumerate(item.tabs):
-                _, labels = groups.setdefault(tab.group, (item.tabs[:depth], []))
+        # Tabs holding only prose count too: choosing one means a person does that part.
+        for path in [*step.tab_paths, *(item.tabs for item in _tabbed(step))]:
+            for depth, tab in enumerate(path):
+                _, labels = groups.setdefault(tab.group, (path[:depth], []))
                 if tab.label not in labels:
                     labels.append(tab.label)
         return groups

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,46 +177,71 @@ def test_backup_missing_is_reported(site: Site) -> None:
     assert b"* [ ] 4." in site.guide.read_bytes()
 
 
-def test_operator_walks_through_in_a_terminal(site: Site) -> None:
+def operate(site: Site, args: list[str], tab: str, on_manual: Callable[[int], None]) -> list[str]:
+    """Drive `runbook exec` in a terminal as an operator; return what was asked, in order."""
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "runbook", "exec", str(GUIDE)],
+        ["-m", "runbook", "exec", str(GUIDE), *args],
         cwd=str(site.root),
         env={**site.env, "TERM": "xterm", "COLUMNS": "120"},
         encoding="utf-8",
         timeout=120,
         dimensions=(50, 140),
     )
-    answered: list[str] = []
+    asked: list[str] = []
+    step = 0
+    log = io.StringIO()  # the screen, for failure messages
+    child.logfile_read = log
     while True:
-        index = child.expect(
-            [
-                r"Choice: ",
-                r"Value for <site-name>.*: ",
-                r"Is it done\?.*\] ",
-                r"Run this\?.*\] ",
-                r"Summary",
-                pexpect.EOF,
-            ]
-        )
+        try:
+            index = child.expect(
+                [
+                    r"━━ Step (\d+)/",
+                    r"Choice: ",
+                    r"Value for <site-name>.*: ",
+                    r"Is it done\?.*\[q\]uit",
+                    r"Run this\?.*\[q\]uit",
+                    r"Summary",
+                    pexpect.EOF,
+                ]
+            )
+        except pexpect.TIMEOUT:
+            raise AssertionError(log.getvalue()[-3000:]) from None
         if index == 0:
-            labels = re.findall(r"(\d+)\) (\S+)", child.before or "")
-            choice = next(n for n, label in labels if label == "Sandbox")
-            child.sendline(choice)
-            answered.append("tab")
+            step = int(child.match.group(1))
         elif index == 1:
-            child.sendline("Terminal rehearsal")
-            answered.append("input")
+            labels = re.findall(r"(\d+)\) (\S+)", child.before or "")
+            child.sendline(next(n for n, label in labels if label == tab))
+            asked.append(f"tab {tab} at step {step}")
         elif index == 2:
+            child.sendline("Terminal rehearsal")
+            asked.append("input site-name")
+        elif index in (3, 4):
+            # The operator does by hand what the Production tab describes, then says so.
+            on_manual(step)
             child.sendline("d")
-            answered.append("manual")
-        elif index == 3:
-            child.sendline("r")
-            answered.append("confirm")
+            asked.append(f"done by hand at step {step}")
         else:
             break
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 0, child.before
-    assert "tab" in answered and "input" in answered
+    assert child.exitstatus == 0, log.getvalue()[-3000:]
+    return asked
+
+
+def test_operator_walks_through_in_a_terminal(site: Site) -> None:
+    def by_hand(step: int) -> None:
+        if step == 9:
+            site.sbx("proxy", "switch", "new")  # what a DNS change does in production
+        elif step == 10:
+            site.sbx("remove", "old")
+
+    first = operate(site, ["--only", "1,2,3,4,5,6,7,8"], "Sandbox", by_hand)
+    assert first == ["tab Sandbox at step 1", "input site-name"]
+    # A second session resumes at step 9, where this operator follows the Production tab.
+    second = operate(site, [], "Production", by_hand)
+    assert second[0] == "tab Production at step 9"
+    assert "done by hand at step 9" in second and "done by hand at step 10" in second
+    assert site.sbx("health", "frontdoor", "--expect-version", "2.0.0").returncode == 0
     assert site.sbx("count", "frontdoor").stdout.strip() == "50"
+    assert b"* [ ] " not in site.guide.read_bytes().split(b"## Step-by-step")[0]
