@@ -1221,9 +1221,9 @@ class Session:
         Only a shell that answers a no-op is trusted with the next block.
         """
         self._stopped = False
-        for _ in range(4):
+        for attempt in range(4):
             try:
-                self._exchange(b":\n", 0.5)
+                self._sync(attempt, 0.5)
                 return False
             except RunbookError:
                 # The forked command may have taken the terminal only after the prompt.
@@ -1235,6 +1235,51 @@ class Session:
         self._discard_child()
         self.start()
         return True
+
+    def _sync(self, attempt: int, timeout: float) -> None:
+        """Type a line that prints a unique token; return at the prompt that follows it.
+
+        Lines typed while bash was stopped are run once it wakes, each with its prompt:
+        waiting for this attempt's own token keeps their prompts out of the next block.
+        """
+        tag = f"{self._token[:6]}x{attempt}"
+        token = f"__RBSYNC{tag}".encode()
+        # Printed through %s, so the echo of the typed line never holds the token.
+        line = f"builtin printf '__RBSYNC%s\\n' {tag}\n".encode()
+        self._drain_idle(None)
+        scanner = self._scanner
+        scanner.reset()
+        outbox = bytearray(line)
+        seen = b""
+        found = False
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        while True:
+            poller.register(self._fd, select.POLLIN | (select.POLLOUT if outbox else 0))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SessionError(f"the shell on {self.host} did not answer within {timeout:g} s")
+            ready = poller.poll(min(remaining, 0.1) * 1000)
+            if outbox:
+                self._write(outbox)
+            if not ready:
+                if not self.alive:
+                    raise self._gone()
+                continue
+            chunk = self._read()
+            if chunk is None:
+                raise self._gone()
+            if not found:
+                seen = (seen + chunk)[-(len(token) + len(chunk)) :]
+                index = seen.find(token)
+                if index < 0:
+                    continue
+                found = True
+                chunk = seen[index + len(token) :]
+                scanner.reset()
+            _, status = scanner.feed(chunk)
+            if status is not None:
+                return
 
     def _run(
         self,
