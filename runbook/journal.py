@@ -157,6 +157,8 @@ class StepState:
     """When the latest record was written."""
     who: str
     """Who wrote it (``user@host``)."""
+    guide: str | None = None
+    """SHA-256 of the guide's bytes when a ``done`` step ended, before its tick."""
 
     @property
     def unknown(self) -> bool:
@@ -187,10 +189,11 @@ def step_states(path: Path) -> dict[int, StepState]:
         previous = states.get(step)
         result: str | None = None
         ticked = False
+        guide = rec.get("guide_sha256")
         if event == "tick":
             # A tick keeps the step-end it confirms; it only marks it as recorded.
             if previous is not None and previous.event == "step-end":
-                event, result = "step-end", previous.result
+                event, result, guide = "step-end", previous.result, previous.guide
             ticked = True
         elif event == "step-end":
             result = str(rec.get("result"))
@@ -202,6 +205,7 @@ def step_states(path: Path) -> dict[int, StepState]:
             run=run,
             time=str(rec.get("time")),
             who=str(rec.get("who") or whom.get(run, "?")),
+            guide=str(guide) if guide else None,
         )
     return states
 

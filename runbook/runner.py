@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import hashlib
 import os
 import re
 import signal
@@ -543,7 +544,13 @@ class Runner:
             if step.checked:
                 self._journal.write("tick", step=step.number, line=step.item.origin.line)
                 continue
-            if _modified_after(self.book.path, state.time):
+            current = hashlib.sha256(self.book.rendered.source).hexdigest()
+            changed = (
+                state.guide != current
+                if state.guide
+                else _modified_after(self.book.path, state.time)
+            )
+            if changed:
                 self._unsure[step.number] = state
                 continue
             self.console.line(
@@ -647,8 +654,16 @@ class Runner:
     def _end_step(self, step: Step, result: str, started: float, note: str) -> None:
         """Record the step's end (durably), then tick it when done."""
         duration = time.monotonic() - started
+        # The guide as it is before the tick: a later run knows exactly whether anyone
+        # changed it since, should this run die before ticking.
+        extra = {"guide_sha256": _sha256_of(self.book.path)} if result == "done" else {}
         self._journal.write(
-            "step-end", sync=True, step=step.number, result=result, duration=round(duration, 3)
+            "step-end",
+            sync=True,
+            step=step.number,
+            result=result,
+            duration=round(duration, 3),
+            **extra,
         )
         if result == "done":
             try:
@@ -1356,6 +1371,14 @@ def _result_of(exc: BaseException) -> str:
 def _tabbed(step: Step) -> list[Action | Admonition]:
     """Return what in ``step`` can sit inside content tabs, in document order per kind."""
     return [*step.actions, *step.admonitions]
+
+
+def _sha256_of(path: Path) -> str | None:
+    """Return the SHA-256 of a file's bytes, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _modified_after(path: Path, when: str) -> bool:

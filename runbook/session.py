@@ -1009,16 +1009,20 @@ class Session:
         """Collect the dead shell and its leftovers; return the exception to raise."""
         return _ShellGone(self._discard_child())
 
-    def _exchange(self, data: bytes, timeout: float, *, stale: bool = True) -> int:
+    def _exchange(
+        self, data: bytes, timeout: float, *, stale: bool = True, after: bytes = b""
+    ) -> int:
         """Type ``data`` at the prompt, discard all output up to the next prompt.
 
-        With ``stale``, output that arrived before typing is kept in the transcript.
+        With ``stale``, output that arrived before typing is kept in the transcript. With
+        ``after``, prompts before that text in the output are not the one waited for.
         """
         if stale:
             self._drain_idle(None)
         scanner = self._scanner
         scanner.reset()
         outbox = bytearray(data)
+        seen = b""
         deadline = time.monotonic() + timeout
         poller = select.poll()
         while True:
@@ -1037,6 +1041,13 @@ class Session:
             chunk = self._read()
             if chunk is None:
                 raise self._gone()
+            if after:
+                seen = (seen + chunk)[-(len(after) + len(chunk)) :]
+                index = seen.find(after)
+                if index < 0:
+                    continue
+                chunk, after = seen[index + len(after) :], b""
+                scanner.reset()
             _, status = scanner.feed(chunk)
             if status is not None:
                 return status
@@ -1243,43 +1254,9 @@ class Session:
         waiting for this attempt's own token keeps their prompts out of the next block.
         """
         tag = f"{self._token[:6]}x{attempt}"
-        token = f"__RBSYNC{tag}".encode()
         # Printed through %s, so the echo of the typed line never holds the token.
         line = f"builtin printf '__RBSYNC%s\\n' {tag}\n".encode()
-        self._drain_idle(None)
-        scanner = self._scanner
-        scanner.reset()
-        outbox = bytearray(line)
-        seen = b""
-        found = False
-        deadline = time.monotonic() + timeout
-        poller = select.poll()
-        while True:
-            poller.register(self._fd, select.POLLIN | (select.POLLOUT if outbox else 0))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise SessionError(f"the shell on {self.host} did not answer within {timeout:g} s")
-            ready = poller.poll(min(remaining, 0.1) * 1000)
-            if outbox:
-                self._write(outbox)
-            if not ready:
-                if not self.alive:
-                    raise self._gone()
-                continue
-            chunk = self._read()
-            if chunk is None:
-                raise self._gone()
-            if not found:
-                seen = (seen + chunk)[-(len(token) + len(chunk)) :]
-                index = seen.find(token)
-                if index < 0:
-                    continue
-                found = True
-                chunk = seen[index + len(token) :]
-                scanner.reset()
-            _, status = scanner.feed(chunk)
-            if status is not None:
-                return
+        self._exchange(line, timeout, after=f"__RBSYNC{tag}".encode())
 
     def _run(
         self,
