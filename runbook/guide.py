@@ -6,6 +6,7 @@ share.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -115,7 +116,7 @@ def load(
 
 def exec_target(directive: Directive) -> Path:
     """Return the guide an ``exec`` directive names (relative to the file it is written in)."""
-    return (directive.origin.path.parent / directive.args[0]).absolute()
+    return Path(os.path.normpath((directive.origin.path.parent / directive.args[0]).absolute()))
 
 
 def _check_exec(book: Runbook) -> tuple[Diagnostic, ...]:
