@@ -414,26 +414,38 @@ class Runner:
     def _actions(self, step: Step) -> list[Action]:
         return [a for a in step.actions if self._chosen(a.tabs) is not False]
 
-    def _expanded(self, step: Step, depth: int = 0) -> list[Step]:
-        """Return ``step`` and every step its directives run, for planning."""
+    def _expanded(self, step: Step, depth: int = 0) -> list[tuple[Step, str]]:
+        """Return ``step`` and every step its directives run, with the label each runs as."""
         from runbook.guide import exec_target
 
-        found = [step]
+        found = [(step, "")]
         if depth > 8:
             return found
         for d in step.directives:
-            inner: list[Step] = []
+            inner: list[tuple[Step, str]] = []
             if d.name == "repeat":
-                inner = [s for n in d.steps if (s := self.book.step(n)) is not None]
+                inner = [(s, f"repeating step {n}") for n in d.steps if (s := self.book.step(n))]
             elif d.name == "exec" and exec_target(d) in self.subguides:
-                inner = list(self.subguides[exec_target(d)].steps)
-            for s in inner:
-                found.extend(self._expanded(s, depth + 1))
+                sub = self.subguides[exec_target(d)]
+                inner = [(s, f"{sub.title}, step {s.number}") for s in sub.steps]
+            for s, label in inner:
+                found.extend((x, x_label or label) for x, x_label in self._expanded(s, depth + 1))
         return found
+
+    @contextmanager
+    def _as_part_of(self, outer: Step, label: str) -> Iterator[None]:
+        """Name messages about a nested step by the guide's step that runs it."""
+        saved = (self._outer, list(self._context))
+        self._outer = outer
+        self._context = [label] if label else []
+        try:
+            yield
+        finally:
+            self._outer, self._context = saved[0], saved[1]
 
     def _needed_inputs(self, steps: Sequence[Step]) -> list[tuple[Placeholder, Step, Action]]:
         needed: dict[str, tuple[Placeholder, Step, Action]] = {}
-        for step in [x for s in steps if self._pending(s) for x in self._expanded(s)]:
+        for step in [x for s in steps if self._pending(s) for x, _ in self._expanded(s)]:
             for action in self._actions(step):
                 if action.kind != "run":
                     continue
@@ -455,16 +467,21 @@ class Runner:
         if self.options.interactive or self.options.dry_run:
             return
         # Non-interactive: decide every tab set and know every input before running anything.
+        outer_of: dict[int, tuple[Step, str]] = {}
         for step in steps:
             if self._pending(step):
-                for inner in self._expanded(step):
-                    self._choose_tabs(inner, ask=False)
+                for inner, label in self._expanded(step):
+                    outer_of.setdefault(id(inner), (step, label))
+                    with self._as_part_of(step, label):
+                        self._choose_tabs(inner, ask=False)
         missing = [item for item in self._needed_inputs(steps) if item[0].name not in self.values]
         if missing:
             _, step, action = missing[0]
             names = ", ".join(f"<{p.name}>" for p, _, _ in missing)
+            with self._as_part_of(*outer_of.get(id(step), (step, ""))):
+                named = self._named(step)
             raise NeedsOperator(
-                f"step {step.number} needs {names}, and a non-interactive run cannot ask",
+                f"{named} needs {names}, and a non-interactive run cannot ask",
                 path=action.origin.path,
                 line=action.origin.line,
                 hint="give " + " ".join(f"--set {p.name}=…" for p, _, _ in missing),
@@ -1264,10 +1281,48 @@ class Runner:
 
     # -- reporting -------------------------------------------------------------------------------
 
+    def _dry_step(
+        self, step: Step, label: str, missing: dict[str, Placeholder], people: list[str]
+    ) -> None:
+        """Print what one step (or a step it runs) would do; note inputs and people needed."""
+        c = self.console
+        named = self._named(step)
+        secrets = self._secret_set()
+        if label:
+            c.line(f"  ↳ {label}: {step.title}", "bold")
+        try:
+            self._choose_tabs(step, ask=False)
+        except NeedsOperator as exc:
+            people.append(f"{named}: choose a tab ({exc.message}); {exc.hint}")
+            c.line(f"  needs a choice: {exc.message}", "yellow")
+        actions = self._actions(step)
+        nested = [d for d in step.directives if d.name in ("exec", "repeat")]
+        if not any(a.executable for a in actions) and not nested:
+            people.append(f"{named}: manual, a person confirms it")
+            c.line("  manual: a person does it and confirms", "yellow")
+        for d in step.directives:
+            c.line(f"  [{d.name}] {' '.join(d.args)}  ({rel(d.origin.path)}:{d.origin.line})")
+        for action in actions:
+            if action.executable:
+                for ph in action.placeholders:
+                    if ph.name not in self.values:
+                        missing.setdefault(ph.name, ph)
+            tabs = " > ".join(t.label for t in action.tabs)
+            where = f"{rel(action.origin.path)}:{action.origin.line}"
+            c.line(
+                f"  [{action.kind}] {where}"
+                + (f" (tab {tabs})" if tabs else "")
+                + (f" on {action.host}" if action.host != "local" else ""),
+            )
+            if action.kind == "suggested":
+                people.append(f"{named}: confirm the block at {where}")
+            if action.executable:
+                for text in preview(action.code, self.values, secrets).rstrip("\n").split("\n"):
+                    c.line("      " + text)
+
     def _dry_run(self, steps: Sequence[Step]) -> None:
         c = self.console
         c.line(f"Dry run of {rel(self.book.path)}: nothing is executed.", "bold")
-        secrets = self._secret_set()
         missing: dict[str, Placeholder] = {}
         people: list[str] = []
         for step in steps:
@@ -1279,32 +1334,9 @@ class Runner:
             )
             if not pending:
                 continue
-            try:
-                self._choose_tabs(step, ask=False)
-            except NeedsOperator as exc:
-                people.append(f"step {step.number}: choose a tab ({exc.message}); {exc.hint}")
-                c.line(f"  needs a choice: {exc.message}", "yellow")
-            actions = self._actions(step)
-            if not any(a.executable for a in actions):
-                people.append(f"step {step.number}: manual, a person confirms it")
-                c.line("  manual: a person does it and confirms", "yellow")
-            for action in actions:
-                if action.executable:
-                    for ph in action.placeholders:
-                        if ph.name not in self.values:
-                            missing.setdefault(ph.name, ph)
-                tabs = " > ".join(t.label for t in action.tabs)
-                where = f"{rel(action.origin.path)}:{action.origin.line}"
-                c.line(
-                    f"  [{action.kind}] {where}"
-                    + (f" (tab {tabs})" if tabs else "")
-                    + (f" on {action.host}" if action.host != "local" else ""),
-                )
-                if action.kind == "suggested":
-                    people.append(f"step {step.number}: confirm the block at {where}")
-                if action.executable:
-                    for text in preview(action.code, self.values, secrets).rstrip("\n").split("\n"):
-                        c.line("      " + text)
+            for inner, label in self._expanded(step):
+                with self._as_part_of(step, label):
+                    self._dry_step(inner, label, missing, people)
         c.line()
         if missing:
             c.line(

@@ -245,3 +245,15 @@ def test_operator_walks_through_in_a_terminal(site: Site) -> None:
     assert site.sbx("health", "frontdoor", "--expect-version", "2.0.0").returncode == 0
     assert site.sbx("count", "frontdoor").stdout.strip() == "50"
     assert b"* [ ] " not in site.guide.read_bytes().split(b"## Step-by-step")[0]
+
+
+def test_dry_run_plans_nested_steps_and_runs_nothing(site: Site) -> None:
+    result = site.runbook("exec", str(GUIDE), "--yes", "--tab", "Sandbox", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "↳ Installation, step 5: Configure OpenBoxes" in out
+    assert "↳ repeating step 4: Import Database Backup To New Server" in out
+    assert "Inputs still missing: <site-name>" in out
+    assert "manual" not in out.split("Needs a person")[0]
+    assert not (Path(site.env["SBX_ROOT"]) / "new").exists()  # nothing ran
+    assert b"* [x]" not in site.guide.read_bytes()
