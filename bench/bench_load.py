@@ -503,6 +503,21 @@ def repeat_interleaved(
     return samples
 
 
+def site_files(root: Path, pages: list[Path]) -> list[Any]:
+    """Return MkDocs File objects for ``pages`` of the generated site."""
+    from mkdocs.structure.files import File
+
+    return [
+        File(
+            str(p.relative_to(root / "docs")),
+            str(root / "docs"),
+            str(root / "site"),
+            use_directory_urls=True,
+        )
+        for p in pages
+    ]
+
+
 @contextlib.contextmanager
 def quiet_logs() -> Iterator[None]:
     """Silence MkDocs' and mkdocs-macros' chatter while timing."""
@@ -568,7 +583,7 @@ def tree_jobs(
 
     # The two MkDocs plugins, driven through real MkDocs page objects.
     from mkdocs.config import load_config
-    from mkdocs.structure.files import File, Files
+    from mkdocs.structure.files import Files
     from mkdocs.structure.pages import Page
 
     def plugin_job(
@@ -584,15 +599,7 @@ def tree_jobs(
             with quiet_logs():
                 config = load_config(config_file=str(root / config_name))
             plugin = config.plugins[plugin_name]
-            files = [
-                File(
-                    str(p.relative_to(root / "docs")),
-                    str(root / "docs"),
-                    str(root / "site"),
-                    use_directory_urls=True,
-                )
-                for p in pages
-            ]
+            files = site_files(root, pages)
             all_files = Files(files)
             parsing = parsing_cpu = 0.0
             clock, cpu = time.perf_counter, time.process_time
@@ -641,22 +648,14 @@ def tree_jobs(
 def plugin_outputs(root: Path, config_name: str, plugin_name: str, pages: list[Path]) -> list[str]:
     """Return what a MkDocs plugin's on_page_markdown makes of ``pages``."""
     from mkdocs.config import load_config
-    from mkdocs.structure.files import File, Files
+    from mkdocs.structure.files import Files
     from mkdocs.structure.pages import Page
 
     with quiet_logs(), contextlib.chdir(root):
         config = load_config(config_file=str(root / config_name))
         plugin = config.plugins[plugin_name]
         plugin.on_config(config)
-        files = [
-            File(
-                str(p.relative_to(root / "docs")),
-                str(root / "docs"),
-                str(root / "site"),
-                use_directory_urls=True,
-            )
-            for p in pages
-        ]
+        files = site_files(root, pages)
         outputs = []
         for file in files:
             page = Page(None, file, config)

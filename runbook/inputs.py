@@ -138,21 +138,17 @@ def _scan_line(line: str, state: str, wanted: set[str], used: dict[str, None]) -
             out.append(_reference(m.group(1), used, state))
             i = m.end()
             continue
+        if state != "single" and ch == "\\" and i + 1 < n:
+            out.append(line[i : i + 2])  # an escaped character never changes the quoting
+            i += 2
+            continue
         if state == "single":
             if ch == "'":
                 state = "normal"
         elif state == "double":
-            if ch == "\\" and i + 1 < n:
-                out.append(line[i : i + 2])
-                i += 2
-                continue
             if ch == '"':
                 state = "normal"
         else:
-            if ch == "\\" and i + 1 < n:
-                out.append(line[i : i + 2])
-                i += 2
-                continue
             if ch == "'":
                 state = "single"
             elif ch == '"':

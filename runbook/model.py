@@ -33,13 +33,6 @@ class Origin:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}"
 
-    def display(self, base: Path | None = None) -> str:
-        """Return ``path:line`` with the path relative to ``base`` when possible."""
-        path = self.path
-        if base is not None and path.is_relative_to(base):
-            path = path.relative_to(base)
-        return f"{path}:{self.line}"
-
 
 @dataclass(frozen=True)
 class Diagnostic:

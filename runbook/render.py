@@ -27,8 +27,6 @@ import jinja2
 from runbook.errors import IncludeError, TemplateError
 from runbook.model import MARK_CLOSE, MARK_OPEN, LineMap, Rendered, rel
 
-_MARK_OPEN = MARK_OPEN
-_MARK_CLOSE = MARK_CLOSE
 _MARK_RE = re.compile("\ue000(\\d+),(\\d+)\ue001")
 _MARK_FILE_RE = re.compile("\ue000(\\d+),")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
@@ -246,7 +244,7 @@ class Renderer:
             if n in skip or not line.strip():
                 out.append(line)
             else:
-                out.append(f"{_MARK_OPEN}{idx},{n + first_line - 1}{_MARK_CLOSE}{line}")
+                out.append(f"{MARK_OPEN}{idx},{n + first_line - 1}{MARK_CLOSE}{line}")
         return "\n".join(out)
 
     def _unmarkable(self, text: str) -> set[int]:

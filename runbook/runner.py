@@ -55,7 +55,6 @@ from runbook.journal import (
 from runbook.lock import Lock, lock_name
 from runbook.model import (
     Action,
-    Admonition,
     Directive,
     Origin,
     Placeholder,
@@ -293,9 +292,8 @@ class Runner:
     def _all_labels(self) -> list[str]:
         labels: dict[str, None] = {}
         for step in self.book.steps:
-            for item in _tabbed(step):
-                for tab in item.tabs:
-                    labels.setdefault(tab.label, None)
+            for path in step.tab_paths:
+                labels.setdefault(path[-1].label, None)
         return list(labels)
 
     def _check_tab_flags(self) -> None:
@@ -360,8 +358,8 @@ class Runner:
     def _groups(step: Step) -> dict[Origin, tuple[tuple[TabRef, ...], list[str]]]:
         """Each set of alternatives of ``step``: its enclosing tabs and its labels, in order."""
         groups: dict[Origin, tuple[tuple[TabRef, ...], list[str]]] = {}
-        # Tabs holding only prose count too: choosing one means a person does that part.
-        for path in [*step.tab_paths, *(item.tabs for item in _tabbed(step))]:
+        # Every tab counts, prose-only ones too: choosing one means a person does that part.
+        for path in step.tab_paths:
             for depth, tab in enumerate(path):
                 _, labels = groups.setdefault(tab.group, (path[:depth], []))
                 if tab.label not in labels:
@@ -1398,11 +1396,6 @@ def _result_of(exc: BaseException) -> str:
     if isinstance(exc, RunbookError) and exc.exit_code == EXIT_INTERRUPTED:
         return "interrupted"
     return "error"
-
-
-def _tabbed(step: Step) -> list[Action | Admonition]:
-    """Return what in ``step`` can sit inside content tabs, in document order per kind."""
-    return [*step.actions, *step.admonitions]
 
 
 def _sha256_of(path: Path) -> str | None:
