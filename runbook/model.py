@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,14 +261,21 @@ class LineMap:
         if not self.marked:
             return Origin(self.paths[self.page], self.first_line + n)
         # The nearest marker at or above the line; a line without one continues it.
-        for k in range(n, -1, -1):
-            line = self.marked[k]
-            if MARK_OPEN in line:
-                marker = line[line.rindex(MARK_OPEN) + 1 :]
-                file_part, _, rest = marker.partition(",")
-                source_line = int(rest[: rest.index(MARK_CLOSE)])
-                return Origin(self.paths[int(file_part)], source_line + (n - k))
-        return Origin(self.paths[self.page], self.first_line + n)
+        anchors = self._anchors
+        at = bisect.bisect_right(anchors, n) - 1
+        if at < 0:
+            return Origin(self.paths[self.page], self.first_line + n)
+        k = anchors[at]
+        line = self.marked[k]
+        marker = line[line.rindex(MARK_OPEN) + 1 :]
+        file_part, _, rest = marker.partition(",")
+        source_line = int(rest[: rest.index(MARK_CLOSE)])
+        return Origin(self.paths[int(file_part)], source_line + (n - k))
+
+    @functools.cached_property
+    def _anchors(self) -> list[int]:
+        """Indexes of the marked lines, ascending (computed on the first ``origin``)."""
+        return [k for k, line in enumerate(self.marked) if MARK_OPEN in line]
 
 
 @dataclass(frozen=True)

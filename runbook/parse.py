@@ -318,6 +318,9 @@ class _Walker:
         self.lines = lines
         self.diag = diagnostics
         self.found = _Found()
+        # What encloses the current token, recomputed when a container opens or closes.
+        self.tabs: tuple[TabRef, ...] = ()
+        self.admonitions: tuple[str, ...] = ()
 
     def origin(self, line: int) -> Origin:
         return self.rendered.line_map.origin(line)
@@ -340,30 +343,35 @@ class _Walker:
                 if group is None or tok.meta.get("new_group"):
                     group = self.origin(tok.map[0])
                 stack.append(("tab", TabRef(tok.meta["title"], group)))
-                self.found.tab_paths.append((tok.map[0], self._tabs(stack)))
+                self._enclosing(stack)
+                self.found.tab_paths.append((tok.map[0], self.tabs))
             elif tok.type == "tab_close":
                 _, ref = stack.pop()
+                self._enclosing(stack)
                 assert isinstance(ref, TabRef)
                 closed_group = ref.group
                 continue
             elif tok.type == "admonition_open":
-                self._admonition(tok, stack)
+                self._admonition(tok)
                 stack.append(("admonition", tok.meta["kind"]))
+                self._enclosing(stack)
             elif tok.type == "admonition_close":
                 stack.pop()
+                self._enclosing(stack)
             elif tok.type == "heading_open":
                 self._heading(tok, tokens[i + 1], top=not stack)
             elif tok.type == "list_item_open":
                 self._task(tokens, i)
             elif tok.type in ("fence", "code_block"):
-                self._code(tok, stack)
+                self._code(tok)
             elif tok.type == "html_block" and "runbook:" in tok.content:
-                self._directive(tok, stack)
+                self._directive(tok)
             closed_group = None
         return self.found
 
-    def _tabs(self, stack: list[tuple[str, TabRef | str]]) -> tuple[TabRef, ...]:
-        return tuple(ref for kind, ref in stack if kind == "tab" and isinstance(ref, TabRef))
+    def _enclosing(self, stack: list[tuple[str, TabRef | str]]) -> None:
+        self.tabs = tuple(ref for kind, ref in stack if isinstance(ref, TabRef))
+        self.admonitions = tuple(ref for kind, ref in stack if isinstance(ref, str))
 
     def _heading(self, tok: Token, inline: Token, *, top: bool) -> None:
         assert tok.map is not None
@@ -396,7 +404,7 @@ class _Walker:
         )
         self.found.tasks.append((inline.map[0], item))
 
-    def _admonition(self, tok: Token, stack: list[tuple[str, TabRef | str]]) -> None:
+    def _admonition(self, tok: Token) -> None:
         assert tok.map is not None
         start, stop = tok.map
         body = "\n".join(_dedent(self.lines[start + 1 : stop], 4)).strip("\n")
@@ -406,17 +414,17 @@ class _Walker:
             title=tok.meta["title"],
             text=body,
             origin=self.origin(start),
-            tabs=self._tabs(stack),
+            tabs=self.tabs,
         )
         self.found.admonitions.append((start, adm))
 
-    def _code(self, tok: Token, stack: list[tuple[str, TabRef | str]]) -> None:
+    def _code(self, tok: Token) -> None:
         assert tok.map is not None
         line = tok.map[0]
         fenced = tok.type == "fence"
         code = tok.content
-        admonitions = tuple(str(ref) for kind, ref in stack if kind == "admonition")
-        tabs = self._tabs(stack)
+        admonitions = self.admonitions
+        tabs = self.tabs
         info = tok.info.strip() if fenced else ""
         lang, attrs, classes = self._info(info, line) if fenced else ("", (), ())
         if fenced:
@@ -459,7 +467,7 @@ class _Walker:
         )
         self.found.actions.append((line, action))
 
-    def _directive(self, tok: Token, stack: list[tuple[str, TabRef | str]]) -> None:
+    def _directive(self, tok: Token) -> None:
         assert tok.map is not None
         for offset, text in enumerate(tok.content.split("\n")):
             match = _DIRECTIVE_RE.search(text)
@@ -472,7 +480,7 @@ class _Walker:
             if problem:
                 self.report("error", line, problem, "bad-directive", _DIRECTIVE_HELP)
                 continue
-            self.found.directives.append((line, name, args, self._tabs(stack)))
+            self.found.directives.append((line, name, args, self.tabs))
 
     def _check_closed(self, tok: Token) -> None:
         assert tok.map is not None

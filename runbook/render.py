@@ -180,6 +180,7 @@ class Renderer:
         self._path_index: dict[Path, int] = {}
         self._undefined: list[_Undefined] = []
         self._sources: dict[Path, str] = {}
+        self._tags: dict[str, jinja2.Template] = {}
         undefined = type("Undefined", (_RecordingUndefined,), {"sink": self._undefined})
         env = _Environment(
             loader=_SiteLoader(self.include_root, self),
@@ -278,6 +279,10 @@ class Renderer:
             return self._plain(text, path, first_line)
         context = {**self.variables, **(variables or {})}
         del self._undefined[:]
+        fast = self._render_tags(text, path, first_line, context)
+        if fast is not None:
+            return fast
+        del self._undefined[:]
         try:
             try:
                 marked = self.mark(text, path, first_line, exact=False)
@@ -311,6 +316,78 @@ class Renderer:
         if self._undefined:
             self._undefined_error()
         return self._unmark(output, path)
+
+    def _render_tags(
+        self, text: str, path: Path, first_line: int, context: Mapping[str, Any]
+    ) -> Rendered | None:
+        """Render a page whose Jinja is only ``{{ … }}``, ``{% include '…' %}`` and raw blocks.
+
+        Such a page, which most guides are, need not be compiled as a whole: each distinct
+        tag is compiled once for the site and rendered in the page's context, and the text
+        between tags is copied as Jinja would copy it. Return None for any other page, and
+        whenever something goes wrong, so that the whole-page path renders it (or reports
+        the error with its exact position).
+        """
+        self._sources[path] = text
+        text = "\n".join(split_lines(text))
+        if text.endswith("\n"):
+            text = text[:-1]  # keep_trailing_newline=False drops one final newline
+        idx = self._index(path)
+        out: list[str] = [f"{MARK_OPEN}{idx},{first_line}{MARK_CLOSE}"]
+        line = first_line  # source line at ``pos``
+        pos = 0
+        pending = False  # the next source line needs a marker: a tag's output came before it
+
+        def copy(data: str) -> None:
+            nonlocal line, pending
+            if pending and "\n" in data:
+                head, tail = data.split("\n", 1)
+                out.append(f"{head}\n{MARK_OPEN}{idx},{line + 1}{MARK_CLOSE}{tail}")
+                pending = False
+            else:
+                out.append(data)
+            line += data.count("\n")
+
+        try:
+            for match in _PAGE_TAG_RE.finditer(text):
+                data = text[pos : match.start()]
+                if _has_tags(data):
+                    return None  # an unclosed tag: Jinja reports it
+                copy(data)
+                pos = match.end()
+                raw = match.group("raw")
+                if raw is not None:
+                    if _ENDRAW_RE.search(raw):
+                        return None  # an endraw with whitespace control ends it earlier
+                    copy(raw)
+                    line += match.group().count("\n") - raw.count("\n")
+                    continue
+                tag = match.group()
+                if tag[1] == "#" or tag[2] in "-+" or tag[-3] in "-+":
+                    return None  # whitespace control and comments take Jinja's own lexer
+                if tag[1] == "%" and not _INCLUDE_TAG_RE.fullmatch(tag):
+                    return None  # statements that span text (if, for, set …)
+                out.append(self._tag_template(tag).render(context))
+                line += tag.count("\n")
+                pending = True
+            data = text[pos:]
+            if _has_tags(data):
+                return None
+            copy(data)
+        except Exception:  # the whole-page path below raises the precise error
+            return None
+        if self._undefined:
+            return None
+        return self._unmark("".join(out), path)
+
+    def _tag_template(self, tag: str) -> jinja2.Template:
+        """Return the compiled template of one tag, compiled once per site."""
+        template = self._tags.get(tag)
+        if template is None:
+            if len(self._tags) >= _MAX_TAGS:
+                self._tags.clear()
+            template = self._tags[tag] = self.env.from_string(tag)
+        return template
 
     def _plain(self, text: str, path: Path, first_line: int) -> Rendered:
         """Render a page with no Jinja syntax: what Jinja would give, without Jinja."""
@@ -404,6 +481,13 @@ def _traceback_location(tb: TracebackType | None, page: Path) -> tuple[str, int 
 
 
 _TAG_RE = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
+# A page's tags in order; a raw block is one match, its text in the group "raw".
+_PAGE_TAG_RE = re.compile(
+    r"\{%\s*raw\s*%\}(?P<raw>.*?)\{%\s*endraw\s*%\}|\{\{.*?\}\}|\{%.*?%\}|\{#", re.S
+)
+_INCLUDE_TAG_RE = re.compile(r"""\{%\s*include\s+(?:'[^'\\]*'|"[^"\\]*")\s*%\}""")
+_ENDRAW_RE = re.compile(r"\{%[-+]?\s*endraw")
+_MAX_TAGS = 4096
 _SPACE_RE = re.compile(r"\s*")
 
 

@@ -182,3 +182,78 @@ def test_ignore_missing_is_honoured(tmp_path: Path) -> None:
         "a\n{% include '_none.md' ignore missing %}\nb\n", tmp_path / "p.md"
     )
     assert out.text == "a\n\nb"
+
+
+@st.composite
+def tag_page(draw: st.DrawFn) -> str:
+    """A page using only what is rendered tag by tag: variables, includes and raw blocks."""
+    parts: list[str] = []
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["text", "text", "var", "include", "raw", "blank", "tag"]))
+        if kind == "text":
+            parts.append(draw(text_line) + draw(st.sampled_from(["\n", "\r\n", "\r"])))
+        elif kind == "blank":
+            parts.append("\n")
+        elif kind == "var":
+            expr = draw(st.sampled_from(["x", "multi", "items|join(',')", "flag", "'}'"]))
+            parts.append(draw(text_line) + "{{ " + expr + " }}" + draw(text_line) + "\n")
+        elif kind == "include":
+            parts.append(draw(st.sampled_from(["", "    "])) + "{% include '_s.md' %}\n")
+        elif kind == "raw":
+            parts.append("{% raw %}{{.Names}} {% if %}\n${#A[@]}{% endraw %}\n")
+        else:
+            parts.append("{{ x }}{{ multi }}")
+    return "".join(parts) + draw(st.sampled_from(["", "\n", "\n\n"]))
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(page=tag_page(), snippet=template())
+def test_pages_rendered_tag_by_tag_match_jinja(tmp_path: Path, page: str, snippet: str) -> None:
+    (tmp_path / "_s.md").write_text(snippet)
+    plain = (
+        jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path))
+        .from_string(page)
+        .render(VARIABLES)
+    )
+    renderer = Renderer(tmp_path)
+    context = dict(VARIABLES)
+    if any(mark in page for mark in ("{{", "{%")):
+        # The page is one the tag-by-tag path takes, not the whole-page compile.
+        assert renderer._render_tags(page, tmp_path / "p.md", 1, context) is not None
+    ours = renderer.render(page, tmp_path / "p.md", variables=VARIABLES)
+    assert ours.text == plain
+    assert len(ours.line_map) == len(plain.split("\n"))
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(
+        st.one_of(text_line, st.sampled_from(["{{ multi }}", "{% include '_s.md' %}"])),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_page_lines_after_tags_map_home(tmp_path: Path, lines: list[str]) -> None:
+    (tmp_path / "_s.md").write_text("s1\ns2\n")
+    source = "\n".join(lines) + "\n"
+    rendered = Renderer(tmp_path).render(
+        source, tmp_path / "p.md", variables=VARIABLES, first_line=3
+    )
+    # Rebuild the expected origins of the page's own text lines.
+    expected: list[tuple[str, int] | None] = []
+    for n, line in enumerate(lines, start=3):
+        if line == "{{ multi }}":
+            expected += [None, None]
+        elif line.startswith("{% include"):
+            expected += [("_s.md", 1), ("_s.md", 2)]
+        else:
+            expected.append(("p.md", n))
+    assert len(rendered.line_map) == len(expected)
+    for n, want in enumerate(expected):
+        if want is not None:
+            origin = rendered.line_map.origin(n)
+            assert (origin.path.name, origin.line) == want
