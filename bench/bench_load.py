@@ -556,9 +556,9 @@ def tree_jobs(
     notes: list[str] = []
     snippets = root / "snippets"
 
-    def runbook_load() -> None:
+    def runbook_load(whole_pages: bool = False) -> None:
         site = runbook.site.load_site(pages[0])
-        renderer = runbook.render.Renderer(site.include_dir)
+        renderer = runbook.render.Renderer(site.include_dir, whole_pages=whole_pages)
         for page in pages:
             runbook.guide.load(page, site=site, renderer=renderer)
 
@@ -578,6 +578,10 @@ def tree_jobs(
 
     jobs: dict[str, Callable[[], dict[str, tuple[float, float]] | None]] = {
         "runbook guide.load (render + parse)": runbook_load,
+        # The same load with every page compiled as one template (what pages using {% if %},
+        # {% for %} and the like get): the cost of the line map and the model on Jinja's
+        # own footing, next to the baseline.
+        WHOLE: lambda: runbook_load(whole_pages=True),
         "Jinja2 + markdown-it-py alone": baseline,
     }
 
@@ -672,14 +676,19 @@ def check_same_output(root: Path, pages: list[Path], names: list[str]) -> None:
     from mkdocs.utils.meta import get_data
 
     import runbook.guide
+    import runbook.render
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "snippets"))
     expected = []
     for page in pages:
         text, meta = get_data(page.read_text(encoding="utf-8"))
         expected.append(env.from_string(text).render({**EXTRA, **meta}).strip())
+    whole = runbook.render.Renderer(root / "snippets", whole_pages=True)
     contenders = {
         "runbook guide.load": [runbook.guide.load(p).rendered.text for p in pages],
+        "runbook guide.load, pages compiled whole": [
+            runbook.guide.load(p, renderer=whole).rendered.text for p in pages
+        ],
         "runbook plugin": plugin_outputs(root, "mkdocs.yml", "runbook", pages),
     }
     if "mkdocs-macros plugin (render only)" in names:
@@ -792,7 +801,7 @@ def phase_breakdown(root: Path, pages: list[Path], reps: int = 3) -> None:
             body, meta = get_data(text) if text.startswith("---") else (text, {})
             env.from_string(body).render({**EXTRA, **meta})
         t5 = time.perf_counter()
-        add("runbook render_guide (read, front matter, mark, Jinja, unmark)", t1 - t0)
+        add("runbook render_guide (read, front matter, Jinja tag by tag, unmark)", t1 - t0)
         add("runbook markdown-it parser (commonmark + container rule)", t2 - t1)
         add("runbook parse.build (its parse + walk + model)", t3 - t2)
         add("  of which walk + model (build - parse)", (t3 - t2) - (t2 - t1))
@@ -978,6 +987,8 @@ def print_table(figures: list[Figure]) -> None:
             )
 
 
+WHOLE = "runbook guide.load, pages compiled whole"
+
 TITLES = {
     "tree": "1. Load + render + parse of the generated docs tree",
     "build": "1b. Full mkdocs build of the same tree (--build)",
@@ -992,6 +1003,7 @@ def ratios(figures: list[Figure], pages: int) -> dict[str, float]:
     rb_name = "runbook guide.load (render + parse)"
     pairs = {
         "runbook_load / baseline": (rb_name, "Jinja2 + markdown-it-py alone"),
+        "runbook_load_whole_pages / baseline": (WHOLE, "Jinja2 + markdown-it-py alone"),
         "runbook_plugin / macros_plugin": (
             "runbook MkDocs plugin (render only)",
             "mkdocs-macros plugin (render only)",
@@ -1124,8 +1136,10 @@ def main(argv: list[str] | None = None) -> int:
         if "tree" in parts:
             print(
                 "\nWhat was compared: runbook guide.load = read + front matter + Jinja "
-                "render with line map + markdown-it parse + model build, one Site and one "
-                "Renderer for all pages; baseline = one jinja2.Environment(FileSystemLoader("
+                "render with line map (tag by tag where the page allows it) + markdown-it "
+                "parse + model build, one Site and one Renderer for all pages; 'pages "
+                "compiled whole' = the same with every page compiled as one Jinja template, "
+                "as the baseline does; baseline = one jinja2.Environment(FileSystemLoader("
                 "snippets)) and one MarkdownIt('commonmark').enable('table'): read, "
                 "from_string().render(extra), parse; plugin rows = each plugin's "
                 "on_config + for every page MkDocs' Page.read_source + on_page_markdown "

@@ -8,6 +8,11 @@ tag gets an invisible marker (private-use characters carrying file and line) bef
 sees it; after rendering the markers are read and stripped. Lines where a marker could
 change the output (whitespace control such as ``{%-``) are left unmarked and inherit their
 position from the line above.
+
+Most pages use Jinja only for ``{{ variables }}``, ``{% include %}`` and ``{% raw %}``.
+Such a page is rendered tag by tag: each distinct tag is compiled once per site, the text
+between tags is copied, and only lines after a tag need a marker. Compiling each page
+whole, which is most of what a Jinja render costs, is left to pages using anything else.
 """
 
 from __future__ import annotations
@@ -174,6 +179,8 @@ class Renderer:
     """Where ``{% include %}`` names are resolved."""
     variables: Mapping[str, Any] = field(default_factory=dict)
     """Site-wide variables (``extra:`` and the like)."""
+    whole_pages: bool = False
+    """Compile every page as one template, never tag by tag (to compare the two paths)."""
 
     def __post_init__(self) -> None:
         self._paths: list[Path] = []
@@ -241,11 +248,16 @@ class Renderer:
         else:
             skip = self._unmarkable(text) if exact else _unmarkable_fast(text)
         out = []
+        after_tag = True  # the first line, and every line after one that may hold a tag
         for n, line in enumerate(lines, start=1):
-            if n in skip or not line.strip():
-                out.append(line)
-            else:
+            # Other lines continue the position of the line above, counted by the line map.
+            # Blank lines stay unmarked: "{%-" and a final newline must still strip them.
+            if after_tag and n not in skip and line.strip():
                 out.append(f"{MARK_OPEN}{idx},{n + first_line - 1}{MARK_CLOSE}{line}")
+                after_tag = "{" in line or "}" in line
+            else:
+                out.append(line)
+                after_tag = after_tag or "{" in line or "}" in line
         return "\n".join(out)
 
     def _unmarkable(self, text: str) -> set[int]:
@@ -279,7 +291,7 @@ class Renderer:
             return self._plain(text, path, first_line)
         context = {**self.variables, **(variables or {})}
         del self._undefined[:]
-        fast = self._render_tags(text, path, first_line, context)
+        fast = None if self.whole_pages else self._render_tags(text, path, first_line, context)
         if fast is not None:
             return fast
         del self._undefined[:]
@@ -315,7 +327,7 @@ class Renderer:
             raise TemplateError(f"cannot render: {exc}", path=where, line=line) from None
         if self._undefined:
             self._undefined_error()
-        return self._unmark(output, path)
+        return self._unmark(output, path, first_line)
 
     def _render_tags(
         self, text: str, path: Path, first_line: int, context: Mapping[str, Any]
@@ -378,7 +390,7 @@ class Renderer:
             return None
         if self._undefined:
             return None
-        return self._unmark("".join(out), path)
+        return self._unmark("".join(out), path, first_line)
 
     def _tag_template(self, tag: str) -> jinja2.Template:
         """Return the compiled template of one tag, compiled once per site."""
@@ -404,7 +416,7 @@ class Renderer:
             ),
         )
 
-    def _unmark(self, output: str, path: Path) -> Rendered:
+    def _unmark(self, output: str, path: Path, first_line: int) -> Rendered:
         page = self._index(path)
         # Everything here runs at C speed; positions are read later, for asked lines only.
         marked = tuple(output.split("\n"))
@@ -413,7 +425,13 @@ class Renderer:
         return Rendered(
             path=path,
             text=_MARK_RE.sub("", output),
-            line_map=LineMap(paths=tuple(self._paths), marked=marked, page=page, count=len(marked)),
+            line_map=LineMap(
+                paths=tuple(self._paths),
+                marked=marked,
+                page=page,
+                first_line=first_line,
+                count=len(marked),
+            ),
             includes=tuple(self._paths[i] for i in sorted(files)),
         )
 

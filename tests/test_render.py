@@ -91,9 +91,12 @@ def test_markers_never_change_the_output(tmp_path: Path, source: str, snippet: s
         .from_string(page)
         .render(VARIABLES)
     )
-    ours = Renderer(tmp_path).render(page, tmp_path / "page.md", variables=VARIABLES)
-    assert ours.text == plain
-    assert len(ours.line_map) == len(plain.split("\n"))
+    for whole_pages in (False, True):
+        ours = Renderer(tmp_path, whole_pages=whole_pages).render(
+            page, tmp_path / "page.md", variables=VARIABLES
+        )
+        assert ours.text == plain
+        assert len(ours.line_map) == len(plain.split("\n"))
 
 
 @settings(
@@ -237,10 +240,13 @@ def test_pages_rendered_tag_by_tag_match_jinja(tmp_path: Path, page: str, snippe
         max_size=25,
     )
 )
-def test_page_lines_after_tags_map_home(tmp_path: Path, lines: list[str]) -> None:
-    (tmp_path / "_s.md").write_text("s1\ns2\n")
+@pytest.mark.parametrize("whole_pages", [False, True], ids=["tag-by-tag", "whole-page"])
+def test_page_lines_after_tags_map_home(
+    tmp_path: Path, lines: list[str], whole_pages: bool
+) -> None:
+    (tmp_path / "_s.md").write_text("s1\n{{ x }}\n{% if flag %}s2{% endif %}\nlast\n")
     source = "\n".join(lines) + "\n"
-    rendered = Renderer(tmp_path).render(
+    rendered = Renderer(tmp_path, whole_pages=whole_pages).render(
         source, tmp_path / "p.md", variables=VARIABLES, first_line=3
     )
     # Rebuild the expected origins of the page's own text lines.
@@ -249,9 +255,10 @@ def test_page_lines_after_tags_map_home(tmp_path: Path, lines: list[str]) -> Non
         if line == "{{ multi }}":
             expected += [None, None]
         elif line.startswith("{% include"):
-            expected += [("_s.md", 1), ("_s.md", 2)]
+            expected += [("_s.md", 1), ("_s.md", 2), ("_s.md", 3), ("_s.md", 4)]
         else:
-            expected.append(("p.md", n))
+            # Blank lines carry nothing to place (and stay unmarked for "{%-").
+            expected.append(("p.md", n) if line.strip() else None)
     assert len(rendered.line_map) == len(expected)
     for n, want in enumerate(expected):
         if want is not None:
