@@ -372,7 +372,9 @@ class Renderer:
                     if _ENDRAW_RE.search(raw):
                         return None  # an endraw with whitespace control ends it earlier
                     copy(raw)
-                    line += match.group().count("\n") - raw.count("\n")
+                    tag_lines = match.group().count("\n") - raw.count("\n")
+                    line += tag_lines
+                    pending = pending or tag_lines > 0
                     continue
                 tag = match.group()
                 if tag[1] == "#" or tag[2] in "-+" or tag[-3] in "-+":

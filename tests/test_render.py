@@ -203,7 +203,16 @@ def tag_page(draw: st.DrawFn) -> str:
         elif kind == "include":
             parts.append(draw(st.sampled_from(["", "    "])) + "{% include '_s.md' %}\n")
         elif kind == "raw":
-            parts.append("{% raw %}{{.Names}} {% if %}\n${#A[@]}{% endraw %}\n")
+            parts.append(
+                draw(
+                    st.sampled_from(
+                        [
+                            "{% raw %}{{.Names}} {% if %}\n${#A[@]}{% endraw %}\n",
+                            "{%raw\n%}\n {{ x }}{% endraw %}",
+                        ]
+                    )
+                )
+            )
         else:
             parts.append("{{ x }}{{ multi }}")
     return "".join(parts) + draw(st.sampled_from(["", "\n", "\n\n"]))
@@ -230,12 +239,18 @@ def test_pages_rendered_tag_by_tag_match_jinja(tmp_path: Path, page: str, snippe
     assert len(ours.line_map) == len(plain.split("\n"))
 
 
+RAW_ACROSS_LINES = "{%\n raw %}r1\nr2{% endraw\n%}"
+
+
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     lines=st.lists(
-        st.one_of(text_line, st.sampled_from(["{{ multi }}", "{% include '_s.md' %}"])),
+        st.one_of(
+            text_line,
+            st.sampled_from(["{{ multi }}", "{% include '_s.md' %}", RAW_ACROSS_LINES]),
+        ),
         min_size=1,
         max_size=25,
     )
@@ -251,14 +266,18 @@ def test_page_lines_after_tags_map_home(
     )
     # Rebuild the expected origins of the page's own text lines.
     expected: list[tuple[str, int] | None] = []
-    for n, line in enumerate(lines, start=3):
+    n = 3
+    for line in lines:
         if line == "{{ multi }}":
             expected += [None, None]
+        elif line == RAW_ACROSS_LINES:
+            expected += [None, None]  # "r1", "r2": the tag lines are gone
         elif line.startswith("{% include"):
             expected += [("_s.md", 1), ("_s.md", 2), ("_s.md", 3), ("_s.md", 4)]
         else:
             # Blank lines carry nothing to place (and stay unmarked for "{%-").
             expected.append(("p.md", n) if line.strip() else None)
+        n += line.count("\n") + 1
     assert len(rendered.line_map) == len(expected)
     for n, want in enumerate(expected):
         if want is not None:
