@@ -54,6 +54,7 @@ _CONTAINER_RE = re.compile(
     r"^(?P<marker>!!!|\?\?\?\+?|===[!+]*)(?:[ \t]+(?P<kind>[\w-]+(?:[ \t]+[\w-]+)*))?"
     r'(?:[ \t]*"(?P<title>[^"]*)")?[ \t]*$'
 )
+_CONTAINER_FIRST = frozenset("!?=")
 # What superfences accepts: a language, then `{ attrs }` after a space, or key="value" options.
 _FENCE_INFO_RE = re.compile(
     r"^\.?(?P<lang>[\w#.+-]+)?"
@@ -197,10 +198,10 @@ def _container_rule(state: StateBlock, start: int, end: int, silent: bool) -> bo
     if state.sCount[start] - state.blkIndent >= 4:
         return False
     pos = state.bMarks[start] + state.tShift[start]
-    line = state.src[pos : state.eMarks[start]]
-    if not line or line[0] not in "!?=":
+    # This rule is tried at every block start: look at one character before slicing a line.
+    if state.src[pos : pos + 1] not in _CONTAINER_FIRST:
         return False
-    match = _CONTAINER_RE.match(line)
+    match = _CONTAINER_RE.match(state.src[pos : state.eMarks[start]])
     if not match:
         return False
     marker = match.group("marker")
