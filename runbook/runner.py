@@ -71,6 +71,7 @@ from runbook.session import (
     Operator,
     Outcome,
     Session,
+    SessionError,
     local_transport,
     ssh_transport,
 )
@@ -1012,7 +1013,17 @@ class Runner:
         return self.values[ph.name]
 
     def _execute(self, step: Step, action: Action) -> None:
-        session = self._session(action.host)
+        try:
+            session = self._session(action.host)
+        except SessionError as exc:
+            # Point at the block that needed the shell: the fix is often in mkdocs.yml's
+            # hosts, but the operator reads the guide.
+            raise SessionError(
+                f"{self._named(step)}: {exc.message}",
+                path=action.origin.path,
+                line=action.origin.line,
+                hint=exc.hint,
+            ) from None
         for ph in action.placeholders:
             value = self._value(ph, step, action)
             if ph.name not in self._defined[action.host]:
@@ -1161,6 +1172,8 @@ class Runner:
     def _fail(self, step: Step, unit: _Unit, failure: str, result: BlockResult) -> None:
         where = unit.origin
         subject = "the block" if unit.expected is None else "the command"
+        if unit.action.host != "local":
+            subject += f" on {unit.action.host}"
         if result.outcome is Outcome.NEEDS_INPUT:
             prompt = result.last_line.strip()[-40:] or "…"
             raise NeedsOperator(

@@ -68,6 +68,7 @@ SHELL_ENV: Mapping[str, str] = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "ca
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ANSI = re.compile(rb"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.)")
+_TAIL = 2048
 _PROMPT_END = re.compile(rb"[:?>$#\]][ \t]*\Z")
 
 _READ_CHUNK = 65536
@@ -532,7 +533,10 @@ def ssh_transport(host: str, *, options: Sequence[str] = ()) -> Transport:
     remote = " ".join(
         ["exec", "env", *(f"{k}={shlex.quote(v)}" for k, v in SHELL_ENV.items()), *LOCAL_SHELL]
     )
-    argv = ("ssh", "-tt", *options, "--", host, remote)
+    # BatchMode: a password or host-key question from ssh itself fails at once, naming the
+    # reason, instead of swallowing what is typed for the shell. ssh takes the first value
+    # given for an option, so the guide's options can still set it otherwise.
+    argv = ("ssh", "-tt", *options, "-o", "BatchMode=yes", "--", host, remote)
     return Transport("ssh", argv, Base64Delivery, PromptHeuristic())
 
 
@@ -697,12 +701,22 @@ def _last_line(tail: bytes, limit: int = 400) -> str:
 # --------------------------------------------------------------------------- the session
 
 
+def _last_words(output: bytes) -> str:
+    """Return the last line a dying shell (or ssh) printed, without our own typing."""
+    text = _ANSI.sub(b"", output).decode("utf-8", "replace").replace("\r", "\n")
+    lines = [_CONTROL.sub("", ln).strip() for ln in text.split("\n")]
+    lines = [ln for ln in lines if ln and "__rb" not in ln and "__RB" not in ln]
+    return lines[-1][:300] if lines else ""
+
+
 class _ShellGone(Exception):
     """The shell process ended."""
 
-    def __init__(self, status: int | None) -> None:
+    def __init__(self, status: int | None, said: str = "") -> None:
         super().__init__(status)
         self.status = status
+        self.said = said
+        """Its last line of output (ssh's reason, say), when it was collected."""
 
 
 @dataclass
@@ -884,15 +898,28 @@ class Session:
             self._discard_child()
             raise SessionError(
                 f"the shell on {self.host} exited during setup (status {gone.status})"
+                + (f": {gone.said}" if gone.said else ""),
+                hint=self._reach_hint(),
             ) from None
-        except SessionError:
+        except SessionError as exc:
             self._discard_child()
+            if exc.hint is None and self.transport.name != "local":
+                raise SessionError(exc.message, hint=self._reach_hint()) from None
             raise
         if status != 0:
             self._discard_child()
             raise SessionError(f"setting up the shell on {self.host} failed (status {status})")
         for name, (value, export) in self._defines.items():
             self._define(name, value, export)
+
+    def _reach_hint(self) -> str | None:
+        """Say how to check a remote host's login, for failures before its shell answers."""
+        if self.transport.name == "local":
+            return None
+        return (
+            f"check that '{shlex.join(self.transport.argv[:-1])} true' works from this "
+            "machine without a prompt: log in by key or agent, and accept the host key once"
+        )
 
     def _setup_line(self) -> bytes:
         assert self._delivery is not None
@@ -1005,9 +1032,9 @@ class Session:
             return
         del outbox[:written]
 
-    def _gone(self) -> _ShellGone:
+    def _gone(self, tail: bytes = b"") -> _ShellGone:
         """Collect the dead shell and its leftovers; return the exception to raise."""
-        return _ShellGone(self._discard_child())
+        return _ShellGone(self._discard_child(), _last_words(tail))
 
     def _exchange(
         self, data: bytes, timeout: float, *, stale: bool = True, after: bytes = b""
@@ -1023,6 +1050,7 @@ class Session:
         scanner.reset()
         outbox = bytearray(data)
         seen = b""
+        tail = b""  # the last output, to quote when the shell never answers
         deadline = time.monotonic() + timeout
         poller = select.poll()
         while True:
@@ -1030,17 +1058,22 @@ class Session:
             poller.register(self._fd, events)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise SessionError(f"the shell on {self.host} did not answer within {timeout:g} s")
+                said = _last_words(tail)
+                raise SessionError(
+                    f"the shell on {self.host} did not answer within {timeout:g} s"
+                    + (f" (its last output: {said!r})" if said else "")
+                )
             ready = poller.poll(min(remaining, 0.1) * 1000)
             if outbox:
                 self._write(outbox)
             if not ready:
                 if not self.alive:
-                    raise self._gone()
+                    raise self._gone(tail)
                 continue
             chunk = self._read()
             if chunk is None:
-                raise self._gone()
+                raise self._gone(tail)
+            tail = (tail + chunk)[-_TAIL:]
             if after:
                 seen = (seen + chunk)[-(len(after) + len(chunk)) :]
                 index = seen.find(after)

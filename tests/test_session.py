@@ -692,11 +692,12 @@ def test_answer_validation(kwargs: dict[str, str], problem: str) -> None:
 
 
 def test_ssh_transport_command_line() -> None:
-    transport = ssh_transport("db.example.org", options=["-o", "BatchMode=yes"])
-    assert transport.argv[:5] == ("ssh", "-tt", "-o", "BatchMode=yes", "--")
-    assert transport.argv[5] == "db.example.org"
-    assert transport.argv[6].startswith("exec env TERM=dumb PAGER=cat")
-    assert transport.argv[6].endswith("bash --norc --noprofile --noediting -i")
+    transport = ssh_transport("db.example.org", options=["-p", "2222"])
+    # The guide's options come first: ssh keeps the first value it is given for an option.
+    assert transport.argv[:7] == ("ssh", "-tt", "-p", "2222", "-o", "BatchMode=yes", "--")
+    assert transport.argv[7] == "db.example.org"
+    assert transport.argv[8].startswith("exec env TERM=dumb PAGER=cat")
+    assert transport.argv[8].endswith("bash --norc --noprofile --noediting -i")
     assert isinstance(transport.delivery(), Base64Delivery)
     assert isinstance(transport.detector, PromptHeuristic)
 

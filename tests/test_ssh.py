@@ -1,0 +1,292 @@
+"""Named hosts over SSH, against a real OpenSSH server on loopback.
+
+The server is Debian's ``openssh-server`` (installed by ``.ci/run``), started here on a free
+port with its own host key and one authorised client key; blocks reach it through the
+system's ``ssh`` client exactly as they would reach another machine.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runbook.session import Answer, Outcome, Session, ssh_transport
+
+SSHD = "/usr/sbin/sshd"
+RUNBOOK = (sys.executable, "-m", "runbook")
+
+
+@dataclass(frozen=True)
+class SshServer:
+    """A running sshd and how to reach it."""
+
+    target: str
+    """``user@127.0.0.1``."""
+    options: tuple[str, ...]
+    """ssh client options: port, key, no known-hosts file, no config."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """Start sshd on a free loopback port for this module's tests."""
+    if not (os.path.exists(SSHD) and shutil.which("ssh") and shutil.which("ssh-keygen")):
+        message = "needs openssh-server and openssh-client (apt-get install openssh-server)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs them: their absence is a broken set-up
+        pytest.skip(message)
+    home = tmp_path_factory.mktemp("sshd")
+    for name in ("host", "client"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / name)], check=True
+        )
+    shutil.copyfile(home / "client.pub", home / "authorized_keys")
+    port = _free_port()
+    (home / "sshd_config").write_text(
+        f"Port {port}\n"
+        "ListenAddress 127.0.0.1\n"
+        f"HostKey {home / 'host'}\n"
+        f"AuthorizedKeysFile {home / 'authorized_keys'}\n"
+        f"PidFile {home / 'sshd.pid'}\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\n"
+        "PermitRootLogin prohibit-password\n"
+        "UsePAM no\n"
+        "StrictModes no\n"
+    )
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation
+    log = open(home / "sshd.log", "wb")  # noqa: SIM115 - open for the server's lifetime
+    server = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(home / "sshd_config")], stdout=log, stderr=log
+    )
+    options = (
+        "-F",
+        "/dev/null",
+        "-p",
+        str(port),
+        "-i",
+        str(home / "client"),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        f"UserKnownHostsFile={os.devnull}",
+        "-o",
+        "LogLevel=ERROR",
+    )
+    target = f"{getpass.getuser()}@127.0.0.1"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            probe = subprocess.run(
+                ["ssh", *options, target, "true"], capture_output=True, text=True, timeout=15
+            )
+            if probe.returncode == 0:
+                break
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"sshd did not come up: {probe.stderr.strip()} / "
+                    f"{(home / 'sshd.log').read_text(errors='replace')[-600:]}"
+                )
+            time.sleep(0.1)
+        yield SshServer(target, options)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def remote(sshd: SshServer) -> Iterator[Session]:
+    """A session whose shell runs behind ssh."""
+    transport = ssh_transport(sshd.target, options=sshd.options)
+    with Session(host="new", transport=transport, grace=0.5) as session:
+        yield session
+
+
+def run(
+    session: Session, script: str, *, timeout: float = 20, answers: Sequence[Answer] = ()
+) -> tuple[Outcome, int | None, str]:
+    """Run ``script``; return its outcome, status and output."""
+    out = bytearray()
+    result = session.run(script, timeout=timeout, answers=answers, on_output=out.extend)
+    return result.outcome, result.status, out.decode()
+
+
+def test_directory_and_variables_persist_and_a_block_stops_at_its_failing_command(
+    remote: Session,
+) -> None:
+    assert run(remote, "cd /tmp\nGREETING=hello") == (Outcome.OK, 0, "")
+    assert run(remote, 'echo "$GREETING from $PWD"') == (Outcome.OK, 0, "hello from /tmp\n")
+    outcome, status, out = run(remote, "echo before\n(exit 7)\necho never")
+    assert (outcome, status, out) == (Outcome.FAILED, 7, "before\n")
+    assert run(remote, "echo still here") == (Outcome.OK, 0, "still here\n")
+
+
+def test_hostile_values_arrive_byte_exact_and_never_run(remote: Session, tmp_path: Path) -> None:
+    canary = tmp_path / "executed"
+    values = [
+        f"$(touch {canary})",
+        f"`touch {canary}`",
+        f"'; touch {canary}; '",
+        '"double" and \\back\\slash',
+        "x" * 5000,
+        "spaces  and ünïcode ✓",
+    ]
+    for value in values:
+        remote.define("VALUE", value)
+        outcome, status, out = run(remote, 'printf "%s\\n" "$VALUE"')
+        assert (outcome, status) == (Outcome.OK, 0)
+        assert out == value + "\n"
+    assert not canary.exists()
+
+
+def test_a_large_block_is_delivered_through_the_terminal(remote: Session) -> None:
+    lines = [f"echo line-{n:05d}-{'y' * 60}" for n in range(2000)]  # about 150 KB
+    outcome, status, out = run(remote, "\n".join(lines), timeout=60)
+    assert (outcome, status) == (Outcome.OK, 0)
+    assert out.splitlines() == [f"line-{n:05d}-{'y' * 60}" for n in range(2000)]
+
+
+def test_a_prompt_is_answered_from_the_declared_answers(remote: Session) -> None:
+    outcome, status, out = run(
+        remote,
+        'read -r -p "Database password: " pw\necho "length ${#pw}"',
+        answers=[Answer(expect="Database password:", send="s3cret!")],
+    )
+    assert (outcome, status) == (Outcome.OK, 0)
+    assert out.endswith("length 7\n")
+
+
+def test_an_unanswered_prompt_is_recognised_from_the_output_alone(remote: Session) -> None:
+    # Nothing of the far side's processes is visible here: only the quiet, prompt-like tail.
+    started = time.monotonic()
+    outcome, status, out = run(remote, 'read -r -p "Continue? [y/N] " answer', timeout=30)
+    assert outcome is Outcome.NEEDS_INPUT and status is None
+    assert out.startswith("Continue? [y/N] ")  # then the ^C that stopped it
+    assert time.monotonic() - started < 10
+    assert run(remote, "echo next") == (Outcome.OK, 0, "next\n")
+
+
+def test_a_timeout_stops_the_remote_command_and_keeps_the_shell(remote: Session) -> None:
+    run(remote, "MARK=kept")
+    started = time.monotonic()
+    outcome, status, _ = run(remote, "sleep 60", timeout=2)
+    assert outcome is Outcome.TIMEOUT and status is None
+    assert time.monotonic() - started < 15
+    assert run(remote, 'echo "$MARK"') == (Outcome.OK, 0, "kept\n")
+
+
+def write_site(root: Path, target: str, options: Sequence[str]) -> Path:
+    """Write a site naming host ``new``; return its docs folder."""
+    (root / "mkdocs.yml").write_text(
+        "site_name: SSH\n"
+        "plugins:\n"
+        "  - runbook:\n"
+        "      hosts:\n"
+        "        new:\n"
+        f"          ssh: {target}\n"
+        f"          options: {json.dumps(list(options))}\n"  # JSON is YAML
+    )
+    (root / "docs").mkdir()
+    return root / "docs"
+
+
+def exec_guide(guide: Path, *args: str) -> tuple[int, str]:
+    """Run ``runbook exec`` on ``guide`` without a terminal; return exit code and output."""
+    proc = subprocess.run(
+        [*RUNBOOK, "exec", str(guide), "--yes", *args],
+        cwd=guide.parent.parent,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_exec_runs_a_named_hosts_steps_over_ssh(sshd: SshServer, tmp_path: Path) -> None:
+    guide = write_site(tmp_path, sshd.target, sshd.options) / "remote.md"
+    # The remote shell is a login on this machine, so its block can leave a file here.
+    out_file = tmp_path / "from-remote.txt"
+    guide.write_text(
+        "# Remote\n\n"
+        "* [ ] 1. Here\n"
+        "* [ ] 2. There\n"
+        "* [ ] 3. Fail there\n\n"
+        "### 1. Here\n\n"
+        '```bash { .run }\necho "local $$" > here.txt\n```\n\n'
+        "### 2. There\n\n"
+        '```bash { .run host="new" }\n'
+        "cd /tmp\n"
+        f'echo "remote <site-name>" > {out_file}\n'
+        "```\n\n"
+        '```bash { .run host="new" }\n'
+        'echo "still in $PWD"\n'
+        "```\n\n"
+        "### 3. Fail there\n\n"
+        '```bash { .run host="new" }\n'
+        "(exit 9)\n"
+        "```\n"
+    )
+    code, text = exec_guide(guide, "--set", "site-name=Main $(id)")
+    assert code == 1, text
+    assert (tmp_path / "here.txt").exists()
+    assert out_file.read_text() == "remote Main $(id)\n"
+    assert "still in /tmp" in text
+    assert "remote.md:26: step 3 failed: the block on new exited with status 9" in text
+    assert "* [x] 1. Here\n* [x] 2. There\n* [ ] 3. Fail there\n" in guide.read_text()
+    journal = "".join(p.read_text() for p in (tmp_path / ".runbook" / "journal").glob("*.jsonl"))
+    records = [json.loads(line) for line in journal.splitlines()]
+    hosts = {r.get("host") for r in records if r.get("event") == "action-start"}
+    assert "new" in hosts
+
+
+@pytest.mark.parametrize("problem", ["wrong key", "nothing listening"])
+def test_a_host_that_cannot_be_reached_stops_the_run_with_ssh_s_reason(
+    sshd: SshServer, tmp_path: Path, problem: str
+) -> None:
+    options = list(sshd.options)
+    if problem == "wrong key":
+        options[options.index("-i") + 1] = str(tmp_path / "stranger")
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")],
+            check=True,
+        )
+        reason = "Permission denied (publickey"
+    else:
+        options[options.index("-p") + 1] = str(_free_port())
+        reason = "Connection refused"
+    guide = write_site(tmp_path, sshd.target, options) / "r.md"
+    guide.write_text(
+        '# R\n\n* [ ] 1. There\n\n### 1. There\n\n```bash { .run host="new" }\necho hi\n```\n'
+    )
+    started = time.monotonic()
+    code, text = exec_guide(guide)
+    assert code == 1, text
+    assert time.monotonic() - started < 30  # no password or host-key question waits
+    assert "Error: docs/r.md:7: step 1: the shell on new exited during setup (status 255)" in text
+    assert reason in text
+    assert "next: check that 'ssh -tt" in text and f"{sshd.target} true' works" in text
+    assert "* [ ] 1. There" in guide.read_text()
