@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from runbook.session import Answer, Outcome, Session, ssh_transport
@@ -290,3 +291,35 @@ def test_a_host_that_cannot_be_reached_stops_the_run_with_ssh_s_reason(
     assert reason in text
     assert "next: check that 'ssh -tt" in text and f"{sshd.target} true' works" in text
     assert "* [ ] 1. There" in guide.read_text()
+
+
+def test_a_remote_prompt_is_handed_to_the_operator_in_a_terminal(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    guide = write_site(tmp_path, sshd.target, sshd.options) / "r.md"
+    guide.write_text(
+        "# R\n\n* [ ] 1. There\n\n### 1. There\n\n"
+        '```bash { .run host="new" }\n'
+        'read -r -p "Proceed with <db-name>? [y/N] " ok\n'
+        'echo "you said $ok"\n'
+        "```\n"
+    )
+    child = pexpect.spawn(
+        RUNBOOK[0],
+        [*RUNBOOK[1:], "exec", "docs/r.md"],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 120),
+    )
+    child.expect("Value for <db-name>: ")
+    child.sendline("openboxes")
+    child.expect(r"waits for input \('Proceed with openboxes\? \[y/N\]'\)")
+    child.sendline("y")
+    child.expect("you said y")
+    child.expect("step 1 done, ticked in docs/r.md")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "* [x] 1. There" in guide.read_text()
