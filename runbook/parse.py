@@ -707,6 +707,8 @@ def prompt_commands(code: str) -> list[tuple[str, list[str], int]]:
 
     ``> `` lines right after a command continue it, as bash's PS2 shows them.
     """
+    if "$ " not in code:
+        return []
     lines = code.rstrip("\n").split("\n")
     first = next((ln for ln in lines if ln.strip()), "")
     if not first.lstrip().startswith("$ "):
@@ -741,6 +743,8 @@ def _looks_like_commands(code: str) -> bool:
 
 
 def _placeholders(code: str) -> tuple[Placeholder, ...]:
+    if "<" not in code:
+        return ()
     seen: dict[str, Placeholder] = {}
     for match in _PLACEHOLDER_RE.finditer(code):
         name = match.group(1)
