@@ -283,3 +283,32 @@ def test_page_lines_after_tags_map_home(
         if want is not None:
             origin = rendered.line_map.origin(n)
             assert (origin.path.name, origin.line) == want
+
+
+JINJA_PIECES = [
+    "{{", "}}", "{%", "%}", "{#", "#}", "-", "+", " ", "\n", "\r\n", "x", "multi", "'",
+    '"', "raw", "endraw", "include", "'_s.md'", "if flag", "endif", "a", "}", "{", "%", "#",
+]  # fmt: skip
+
+
+@settings(
+    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(pieces=st.lists(st.sampled_from(JINJA_PIECES), max_size=24))
+def test_any_text_renders_as_jinja_or_fails_as_jinja(tmp_path: Path, pieces: list[str]) -> None:
+    (tmp_path / "_s.md").write_text("s {{ x }}\n")
+    page = "".join(pieces)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(tmp_path), undefined=jinja2.StrictUndefined
+    )
+    try:
+        expected: str | None = env.from_string(page).render(VARIABLES)
+    except (jinja2.TemplateError, TypeError):
+        expected = None
+    try:
+        got: str | None = (
+            Renderer(tmp_path).render(page, tmp_path / "p.md", variables=VARIABLES).text
+        )
+    except (TemplateError, IncludeError):
+        got = None
+    assert got == expected
