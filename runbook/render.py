@@ -341,53 +341,26 @@ class Renderer:
         the error with its exact position).
         """
         self._sources[path] = text
-        text = "\n".join(split_lines(text))
-        if text.endswith("\n"):
-            text = text[:-1]  # keep_trailing_newline=False drops one final newline
+        pieces = _split_tags(text)
+        if pieces is None:
+            return None
         idx = self._index(path)
         out: list[str] = [f"{MARK_OPEN}{idx},{first_line}{MARK_CLOSE}"]
-        line = first_line  # source line at ``pos``
-        pos = 0
+        line = first_line  # source line where the current piece starts
         pending = False  # the next source line needs a marker: a tag's output came before it
-
-        def copy(data: str) -> None:
-            nonlocal line, pending
-            if pending and "\n" in data:
-                head, tail = data.split("\n", 1)
-                out.append(f"{head}\n{MARK_OPEN}{idx},{line + 1}{MARK_CLOSE}{tail}")
-                pending = False
-            else:
-                out.append(data)
-            line += data.count("\n")
-
         try:
-            for match in _PAGE_TAG_RE.finditer(text):
-                data = text[pos : match.start()]
-                if _has_tags(data):
-                    return None  # an unclosed tag: Jinja reports it
-                copy(data)
-                pos = match.end()
-                raw = match.group("raw")
-                if raw is not None:
-                    if _ENDRAW_RE.search(raw):
-                        return None  # an endraw with whitespace control ends it earlier
-                    copy(raw)
-                    tag_lines = match.group().count("\n") - raw.count("\n")
-                    line += tag_lines
-                    pending = pending or tag_lines > 0
-                    continue
-                tag = match.group()
-                if tag[1] == "#" or tag[2] in "-+" or tag[-3] in "-+":
-                    return None  # whitespace control and comments take Jinja's own lexer
-                if tag[1] == "%" and not _INCLUDE_TAG_RE.fullmatch(tag):
-                    return None  # statements that span text (if, for, set …)
-                out.append(self._tag_template(tag).render(context))
-                line += tag.count("\n")
-                pending = True
-            data = text[pos:]
-            if _has_tags(data):
-                return None
-            copy(data)
+            for is_tag, piece, source_lines in pieces:
+                if is_tag:
+                    out.append(self._tag_template(piece).render(context))
+                    pending = True
+                elif pending and "\n" in piece:
+                    head, tail = piece.split("\n", 1)
+                    out.append(f"{head}\n{MARK_OPEN}{idx},{line + 1}{MARK_CLOSE}{tail}")
+                    pending = source_lines != piece.count("\n")
+                else:
+                    out.append(piece)
+                    pending = pending or source_lines != piece.count("\n")
+                line += source_lines
         except Exception:  # the whole-page path below raises the precise error
             return None
         if self._undefined:
@@ -535,6 +508,43 @@ def _unmarkable_fast(text: str) -> set[int]:
             stop = after.end() if after else end
             skip.update(range(line_of(end) + 1, line_of(stop) + 1))
     return skip
+
+
+def _split_tags(text: str) -> list[tuple[bool, str, int]] | None:
+    """Split a page into ``(is_tag, text, source lines)`` pieces for tag-by-tag rendering.
+
+    Text pieces are what Jinja outputs for them (a raw block's content, newlines
+    normalised, the final newline dropped); a tag is a ``{{ … }}`` or an include. Return
+    None when the page uses anything else, before anything is rendered.
+    """
+    text = "\n".join(split_lines(text))
+    if text.endswith("\n"):
+        text = text[:-1]  # keep_trailing_newline=False drops one final newline
+    pieces: list[tuple[bool, str, int]] = []
+    pos = 0
+    for match in _PAGE_TAG_RE.finditer(text):
+        data = text[pos : match.start()]
+        if _has_tags(data):
+            return None  # an unclosed tag: Jinja reports it
+        pieces.append((False, data, data.count("\n")))
+        pos = match.end()
+        whole = match.group()
+        raw = match.group("raw")
+        if raw is not None:
+            if _ENDRAW_RE.search(raw):
+                return None  # an endraw with whitespace control ends it earlier
+            pieces.append((False, raw, whole.count("\n")))
+        elif whole[1] == "#" or whole[2] in "-+" or whole[-3] in "-+":
+            return None  # whitespace control and comments take Jinja's own lexer
+        elif whole[1] == "%" and not _INCLUDE_TAG_RE.fullmatch(whole):
+            return None  # statements that span text (if, for, set …)
+        else:
+            pieces.append((True, whole, whole.count("\n")))
+    data = text[pos:]
+    if _has_tags(data):
+        return None
+    pieces.append((False, data, data.count("\n")))
+    return pieces
 
 
 def _has_tags(text: str) -> bool:

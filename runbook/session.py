@@ -68,7 +68,6 @@ SHELL_ENV: Mapping[str, str] = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "ca
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ANSI = re.compile(rb"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.)")
-_TAIL = 2048
 _PROMPT_END = re.compile(rb"[:?>$#\]][ \t]*\Z")
 
 _READ_CHUNK = 65536
@@ -689,8 +688,10 @@ def _append_bounded(buf: bytearray, data: bytes) -> None:
         del buf[: len(buf) - _WINDOW]
 
 
-def _last_line(tail: bytes, limit: int = 400) -> str:
+def _last_line(tail: bytes, limit: int = 400, *, skip: tuple[bytes, ...] = ()) -> str:
     for line in reversed(re.split(rb"[\r\n]", tail)):
+        if any(mark in line for mark in skip):
+            continue
         text = _ANSI.sub(b"", line).decode("utf-8", "replace")
         text = _CONTROL.sub("", text).strip()
         if text:
@@ -698,15 +699,12 @@ def _last_line(tail: bytes, limit: int = 400) -> str:
     return ""
 
 
-# --------------------------------------------------------------------------- the session
-
-
 def _last_words(output: bytes) -> str:
-    """Return the last line a dying shell (or ssh) printed, without our own typing."""
-    text = _ANSI.sub(b"", output).decode("utf-8", "replace").replace("\r", "\n")
-    lines = [_CONTROL.sub("", ln).strip() for ln in text.split("\n")]
-    lines = [ln for ln in lines if ln and "__rb" not in ln and "__RB" not in ln]
-    return lines[-1][:300] if lines else ""
+    """Return the last line a dying shell (or ssh) printed, passing over our own typing."""
+    return _last_line(output, skip=(b"__rb", b"__RB"))
+
+
+# --------------------------------------------------------------------------- the session
 
 
 class _ShellGone(Exception):
@@ -1050,7 +1048,7 @@ class Session:
         scanner.reset()
         outbox = bytearray(data)
         seen = b""
-        tail = b""  # the last output, to quote when the shell never answers
+        tail = bytearray()  # the last output, to quote when the shell never answers
         deadline = time.monotonic() + timeout
         poller = select.poll()
         while True:
@@ -1058,7 +1056,7 @@ class Session:
             poller.register(self._fd, events)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                said = _last_words(tail)
+                said = _last_words(bytes(tail))
                 raise SessionError(
                     f"the shell on {self.host} did not answer within {timeout:g} s"
                     + (f" (its last output: {said!r})" if said else "")
@@ -1068,12 +1066,12 @@ class Session:
                 self._write(outbox)
             if not ready:
                 if not self.alive:
-                    raise self._gone(tail)
+                    raise self._gone(bytes(tail))
                 continue
             chunk = self._read()
             if chunk is None:
-                raise self._gone(tail)
-            tail = (tail + chunk)[-_TAIL:]
+                raise self._gone(bytes(tail))
+            _append_bounded(tail, chunk)
             if after:
                 seen = (seen + chunk)[-(len(after) + len(chunk)) :]
                 index = seen.find(after)

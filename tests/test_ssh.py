@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ import pexpect
 import pytest
 
 from runbook.session import Answer, Outcome, Session, ssh_transport
+from tests.test_exec import RUNBOOK
 
 SSHD = "/usr/sbin/sshd"
-RUNBOOK = (sys.executable, "-m", "runbook")
 
 
 @dataclass(frozen=True)
