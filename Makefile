@@ -4,10 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 GUIDE := docs/admin-guide/upgrading/parallel.md
+# The Debian packages each target needs, installed when missing (or a clear stop).
+SYSTEM_PACKAGES := tools/system-packages
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS=tests/test_ssh.py`; the default is all.
+PYTEST_ARGS ?=
 
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: all demo test lint docs serve bench clean
+.PHONY: all demo test lint docs serve bench clean system-packages-test system-packages-demo
 
 all: lint test docs
 
@@ -17,16 +21,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+system-packages-test system-packages-demo: system-packages-%:
+	@$(SYSTEM_PACKAGES) install $*
+
 ## demo: rehearse the parallel upgrade on this machine, end to end, with no questions asked
-demo: $(STAMP)
+# This copy's own sandbox, whatever SBX_ROOT another shell exported; its ports are the
+# defaults when free, else free ones that `sbx provision` picks and prints.
+demo: export SBX_ROOT = $(CURDIR)/sandbox/var
+demo: system-packages-demo $(STAMP)
 	$(BIN)/python sandbox/sbx teardown >/dev/null 2>&1 || true
 	$(BIN)/runbook reset $(GUIDE)
 	$(BIN)/python sandbox/sbx provision
 	$(BIN)/runbook exec $(GUIDE) --yes --tab Sandbox --set site-name="Rehearsal site"
 
 ## test: run the test suite
-test: $(STAMP)
-	$(BIN)/pytest -q
+test: system-packages-test $(STAMP)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 ## lint: ruff, mypy (strict on runbook/) and runbook's own lint of the docs
 lint: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -43,6 +44,13 @@ def served(built_site: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def page(served: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    if not os.access(CHROMIUM, os.X_OK):
+        # `make test` installs it first: its absence is a broken set-up, not a reason to skip.
+        pytest.fail(
+            f"{CHROMIUM} is missing: run the tests with `make test`, which installs chromium "
+            "(or `sudo apt-get install chromium`)",
+            pytrace=False,
+        )
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         tab = browser.new_page(viewport={"width": 1280, "height": 1600})

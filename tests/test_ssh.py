@@ -1,8 +1,9 @@
 """Named hosts over SSH, against a real OpenSSH server on loopback.
 
-The server is Debian's ``openssh-server`` (installed by ``.ci/run``), started here on a free
-port with its own host key and one authorised client key; blocks reach it through the
-system's ``ssh`` client exactly as they would reach another machine.
+The server is Debian's ``openssh-server`` (installed by ``make test``, see
+``tools/system-packages``), started here on a free port with its own host key and one
+authorised client key; blocks reach it through the system's ``ssh`` client exactly as they
+would reach another machine.
 """
 
 from __future__ import annotations
@@ -47,10 +48,13 @@ def _free_port() -> int:
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     """Start sshd on a free loopback port for this module's tests."""
     if not (os.path.exists(SSHD) and shutil.which("ssh") and shutil.which("ssh-keygen")):
-        message = "needs openssh-server and openssh-client (apt-get install openssh-server)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs them: their absence is a broken set-up
-        pytest.skip(message)
+        # `make test` installs them first: their absence is a broken set-up, not a reason to skip.
+        pytest.fail(
+            f"{SSHD}, ssh or ssh-keygen is missing: run the tests with `make test`, which installs "
+            "openssh-server and openssh-client (or `sudo apt-get install openssh-client "
+            "openssh-server`)",
+            pytrace=False,
+        )
     home = tmp_path_factory.mktemp("sshd")
     for name in ("host", "client"):
         subprocess.run(

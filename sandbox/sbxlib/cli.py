@@ -7,6 +7,7 @@ import configparser
 import contextlib
 import os
 import shutil
+import socket
 import sqlite3
 import sys
 import time
@@ -56,6 +57,102 @@ def env_port(name: str, default: int) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise SbxError(f"{name}={raw!r} is not a port number")
     return int(raw)
+
+
+# ---- ports -----------------------------------------------------------------------------
+
+# Every port the sandbox hands out: its name, the variable that imposes it, its default.
+PORTS: tuple[tuple[str, str, int], ...] = (
+    ("frontdoor", "SBX_PROXY_PORT", 8080),
+    ("old", "SBX_OLD_PORT", 8081),
+    ("new", "SBX_NEW_PORT", 8082),
+)
+PORTS_FILE = "ports"
+# When a default is taken, the ports move together by a step of this size (8180-8182,
+# 8280-8282, ...): below the kernel's ephemeral range, so no outgoing connection takes
+# them between the provisioning and the start of the new installation.
+PORT_STEP = 100
+PORT_SHIFTS = 40
+
+
+def recorded_ports() -> dict[str, int]:
+    """Return the ports `sbx provision` chose, from $SBX_ROOT/ports (empty before it ran)."""
+    ports: dict[str, int] = {}
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        for line in (sandbox_root() / PORTS_FILE).read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition(" ")
+            if value.strip().isdigit():
+                ports[name] = int(value)
+    return ports
+
+
+def assigned_port(name: str) -> int:
+    """Return the port for `name`: its $SBX_*_PORT, else the one provisioned, else the default."""
+    for role, variable, default in PORTS:
+        if role == name:
+            if os.environ.get(variable, "").strip():
+                return env_port(variable, default)
+            return recorded_ports().get(name, default)
+    raise SbxError(f"no port is assigned to {name!r}")
+
+
+def _free_kernel_port(avoid: set[int]) -> int:
+    """Ask the kernel for a free port on the loopback address, not one of `avoid`."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
+
+
+def choose_ports() -> tuple[dict[str, int], str]:
+    """Pick the sandbox's ports; also say why any is not its default ("" when none).
+
+    A port set by its variable must be free. The others keep their defaults when those are
+    all free; else they move together by PORT_STEP until all are free (8180-8182, ...), and
+    as a last resort take ports the kernel picks.
+    """
+    variables = {role: variable for role, variable, _ in PORTS}
+    imposed = {
+        role: env_port(variable, default)
+        for role, variable, default in PORTS
+        if os.environ.get(variable, "").strip()
+    }
+    owner: dict[int, str] = {}
+    for role, port in imposed.items():
+        if port in owner:
+            raise SbxError(f"{variables[owner[port]]} and {variables[role]} both name port {port}")
+        owner[port] = role
+    for role, port in imposed.items():
+        if port_in_use(port):
+            raise SbxError(
+                f"port {port} is already in use on {HOST}; free it, or unset {variables[role]} "
+                "to let the sandbox pick a free port"
+            )
+    defaults = {role: default for role, _, default in PORTS if role not in imposed}
+    for shift in range(0, PORT_STEP * PORT_SHIFTS, PORT_STEP):
+        chosen = {role: default + shift for role, default in defaults.items()}
+        if not set(chosen.values()) & owner.keys() and not any(map(port_in_use, chosen.values())):
+            break
+    else:
+        chosen = {}
+        for role in defaults:
+            chosen[role] = _free_kernel_port({*owner, *chosen.values()})
+    ports = {role: {**imposed, **chosen}[role] for role in variables}
+    why = []
+    if any(chosen[role] != default for role, default in defaults.items()):
+        busy = [str(d) for d in defaults.values() if d in owner or port_in_use(d)]
+        why.append(f"{', '.join(busy)} in use" if busy else "the defaults are in use")
+    if any(imposed[role] != default for role, _, default in PORTS if role in imposed):
+        why.append("set by " + ", ".join(variables[role] for role in imposed))
+    return ports, f" ({'; '.join(why)})" if why else ""
+
+
+def ports_line(ports: dict[str, int]) -> str:
+    """Describe the sandbox's ports in one line."""
+    names = {"frontdoor": "front door", "old": "old", "new": "new"}
+    return ", ".join(f"{names.get(role, role)} {port}" for role, port in ports.items())
 
 
 def sandbox_root() -> Path:
@@ -279,8 +376,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     version: str = args.version
     port = args.port
     if port is None:
-        old = version == OLD_VERSION
-        port = env_port("SBX_OLD_PORT", 8081) if old else env_port("SBX_NEW_PORT", 8082)
+        port = assigned_port("old" if version == OLD_VERSION else "new")
     install = install_release(version, location(args.dir), port)
     print(f"installed {version} in {install.home}")
     print(f"configuration: {install.conf_path} (port {port})")
@@ -563,8 +659,8 @@ def proxy_status_line() -> tuple[str, int]:
 
 def cmd_proxy_start(args: argparse.Namespace) -> int:
     """Start the front door."""
-    port = args.port if args.port is not None else env_port("SBX_PROXY_PORT", 8080)
-    upstream = args.upstream if args.upstream is not None else env_port("SBX_OLD_PORT", 8081)
+    port = args.port if args.port is not None else assigned_port("frontdoor")
+    upstream = args.upstream if args.upstream is not None else assigned_port("old")
     pid = start_proxy(port, upstream, args.timeout)
     print(f"front door listening on http://{HOST}:{port} (pid {pid}), routing to {HOST}:{upstream}")
     return 0
@@ -627,13 +723,12 @@ def cmd_provision(args: argparse.Namespace) -> int:
             f"the sandbox at {root} is already provisioned ({home} exists); run `sbx teardown` "
             "first to start over"
         )
-    app_port = env_port("SBX_OLD_PORT", 8081)
-    front_port = env_port("SBX_PROXY_PORT", 8080)
-    if app_port == front_port:
-        raise SbxError(f"the old app and the front door cannot share port {app_port}")
-    for port in (app_port, front_port):
-        if port_in_use(port):
-            raise SbxError(f"port {port} is already in use on {HOST}; free it or set SBX_*_PORT")
+    ports, why = choose_ports()
+    print(f"ports: {ports_line(ports)}{why}", flush=True)
+    app_port, front_port = ports["old"], ports["frontdoor"]
+    write_atomic(
+        ensure_root() / PORTS_FILE, "".join(f"{role} {port}\n" for role, port in ports.items())
+    )
     install = install_release(OLD_VERSION, home, app_port)
     text = install.conf_path.read_text(encoding="utf-8")
     write_atomic(install.conf_path, text[: text.index("[site]\n")] + CUSTOM_SITE)
@@ -773,12 +868,34 @@ def cmd_dump_count(args: argparse.Namespace) -> int:
     return 0
 
 
+def port_of(text: str) -> int:
+    """Return a port given as a number, an installation's name or `frontdoor`.
+
+    `old`, `new` and `frontdoor` name their assigned port (see `sbx ports`) until the
+    installation exists or the front door runs.
+    """
+    if text.isdigit():
+        return int(text)
+    if text == "frontdoor":
+        running = proxy_port() if proxy_pid() is not None else None
+        return running if running is not None else assigned_port(text)
+    if text in ("old", "new") and not (location(text) / "VERSION").is_file():
+        return assigned_port(text)
+    return endpoint(text).port
+
+
 def cmd_check_port(args: argparse.Namespace) -> int:
     """Fail clearly when a port (or an installation's port) is taken."""
-    port = endpoint(args.port).port if not args.port.isdigit() else int(args.port)
+    port = port_of(args.port)
     if port_in_use(port):
         raise SbxError(f"port {port} is already in use; stop what listens there or pick another")
     print(f"port {port} is free")
+    return 0
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    """Print the port of each part of the sandbox."""
+    print(ports_line({role: assigned_port(role) for role, _, _ in PORTS}))
     return 0
 
 
@@ -851,8 +968,8 @@ def build_parser() -> Parser:
     proxy = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = proxy.add_parser("start", help="start the front door")
     s.set_defaults(func=cmd_proxy_start)
-    s.add_argument("--port", type=port_arg, help="listen port (default $SBX_PROXY_PORT or 8080)")
-    s.add_argument("--upstream", type=port_arg, help="app port (default $SBX_OLD_PORT or 8081)")
+    s.add_argument("--port", type=port_arg, help="listen port (default: see `sbx ports`)")
+    s.add_argument("--upstream", type=port_arg, help="app port (default: old's, see `sbx ports`)")
     s.add_argument("--timeout", type=float, default=10.0)
     s = proxy.add_parser("switch", help="route the next requests to another port")
     s.set_defaults(func=cmd_proxy_switch)
@@ -867,7 +984,10 @@ def build_parser() -> Parser:
     p = command("dump-count", cmd_dump_count, "print how many records a dump holds")
     p.add_argument("file", metavar="FILE")
     p = command("check-port", cmd_check_port, "fail if a port (or an installation's) is taken")
-    p.add_argument("port", metavar="PORT")
+    p.add_argument(
+        "port", metavar="PORT", help="a port, or old, new or frontdoor (their assigned port)"
+    )
+    command("ports", cmd_ports, "print the ports of the front door, old and new")
     p = command("remove", cmd_remove, "delete a stopped installation")
     p.add_argument("dir", metavar="DIR")
     p = command("path", cmd_path, "print an installation's folder, or the sandbox root")
