@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from runbook.blocks import BlockFinder, default_finder, finder_for
 from runbook.errors import GuideError, UsageError
 from runbook.model import Diagnostic, Directive, Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
@@ -108,10 +109,17 @@ def load(
     if isinstance(meta_inputs, Mapping):
         inputs.update({str(k): str(v) for k, v in meta_inputs.items()})
     inputs.update(sets or {})
-    book = build(rendered, inputs=inputs)
+    book = build(rendered, inputs=inputs, finder=block_finder(site))
     return replace(
         book, runtime_dir=site.runtime_dir, diagnostics=book.diagnostics + _check_exec(book)
     )
+
+
+def block_finder(site: Site) -> BlockFinder:
+    """Return the finder that reads code blocks as this site's renderer does."""
+    if site.markdown_extensions is None:
+        return default_finder()
+    return finder_for(site.markdown_extensions)
 
 
 def exec_target(directive: Directive) -> Path:

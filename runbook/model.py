@@ -312,6 +312,9 @@ class Runbook:
     """Problems and observations, in document order."""
     rendered: Rendered
     """The rendered text and its line map."""
+    blocks: tuple[Action, ...] = ()
+    """Every code block of the page in document order, in a step or not: what readers see
+    as code."""
     runtime_dir: Path | None = None
     """The site's git-ignored folder for journals, transcripts and locks."""
 

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from markdown_it import MarkdownIt
+from markdown_it.ruler import RuleOptionsType
 from markdown_it.rules_block import StateBlock
 from markdown_it.token import Token
 
+from runbook.blocks import BlockFinder, CodeBlock, default_finder
 from runbook.model import (
     Action,
     ActionKind,
@@ -35,10 +37,6 @@ SHELL_LANGS = frozenset(
     {"bash", "sh", "shell", "console", "zsh", "ksh", "shell-session", "sh-session", "terminal"}
 )
 RUN_OPTIONS = frozenset({"host", "timeout", "title", "linenums", "hl_lines", "id"})
-# Highlight options superfences accepts without braces (```yaml title="x").
-FENCE_OPTIONS = frozenset(
-    {"title", "linenums", "hl_lines", "anchor_linenums", "line_spans", "linenums_style"}
-)
 _ANSWER_RE = re.compile(r"^(expect|send)(\d*)$")
 _STEP_HEADING_RE = re.compile(
     r"^\s*(?:step\s*(?P<a>\d+)\b\s*[.:)\-\u2013\u2014]?\s*|(?P<b>\d+)(?![.\d]\d)\s*[.:)]\s*)(?P<title>.*)$",
@@ -55,23 +53,10 @@ _CONTAINER_RE = re.compile(
     r'(?:[ \t]*"(?P<title>[^"]*)")?[ \t]*$'
 )
 _CONTAINER_FIRST = frozenset("!?=")
-# What superfences accepts: a language, then `{ attrs }` after a space, or key="value" options.
-_FENCE_INFO_RE = re.compile(
-    r"^\.?(?P<lang>[\w#.+-]+)?"
-    r"(?:(?:[ \t]+|^)\{(?P<attrs>.*)\}"
-    r"""|(?P<options>(?:[ \t]+[A-Za-z]\w*=(?:"[^"]*"|'[^']*'))*))[ \t]*$"""
-)
 _ITEM_NUMBER_RE = re.compile(r"^(\d+)[.)]\s")
-_OPTION_KEY_RE = re.compile(r"([A-Za-z]\w*)=")
-_OPTION_RE = re.compile(r"""([A-Za-z]\w*)=(?:"([^"]*)"|'([^']*)')""")
 _DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
 _SETTING_RE = re.compile(r"^[\w.-]+\s*[=:]\s")
 _ASSIGNMENT_RE = re.compile(r"^[A-Z_][A-Z0-9_]*=\S")
-# One attribute of `{ .class #id key="value" key='value' key=bare }`, as attr_list reads them.
-_ATTR_RE = re.compile(
-    r"""\s*(?:\.(?P<cls>[^\s.#=}"']+)|\#(?P<id>[^\s.#=}"']+)"""
-    r"""|(?P<key>[\w:-]+)=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'}]+)))"""
-)
 _FILEISH_TITLE_RE = re.compile(r"^[~/.]|^\S+\.\w{1,6}$")
 _COMMAND_WORDS = frozenset(
     [
@@ -244,18 +229,32 @@ def _container_rule(state: StateBlock, start: int, end: int, silent: bool) -> bo
     return True
 
 
+def _code_rule(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """Take the lines of a code block the site's renderer found (``env["blocks"]``) whole.
+
+    markdown-it's own fence and indented-code rules are off: what is code is decided by
+    runbook.blocks, and this rule only keeps markdown-it from reading code as markdown.
+    """
+    block = state.env["blocks"].get(start)
+    if block is None:
+        return False
+    if silent:
+        return True
+    token = state.push("code_block", "code", 0)
+    token.map = [start, min(block.end, end)]
+    state.line = min(block.end, end)
+    return True
+
+
 def make_parser() -> MarkdownIt:
-    """Return a markdown-it parser that reads pages the way mkdocs-material renders them."""
+    """Return a markdown-it parser for the structure of pages (headings, lists, containers)."""
     md = MarkdownIt("commonmark").enable("table")
     # Only block structure matters here (inline tokens keep their raw .content), so the
     # inline pass, a large share of parse time, is skipped.
-    md.disable(["inline", "text_join"])
-    md.block.ruler.before(
-        "fence",
-        "runbook_container",
-        _container_rule,
-        {"alt": ["paragraph", "reference", "blockquote", "list"]},
-    )
+    md.disable(["inline", "text_join", "code", "fence"])
+    alt: RuleOptionsType = {"alt": ["paragraph", "reference", "blockquote", "list"]}
+    md.block.ruler.before("table", "runbook_code", _code_rule, alt)
+    md.block.ruler.before("blockquote", "runbook_container", _container_rule, alt)
     return md
 
 
@@ -322,6 +321,8 @@ class _Walker:
         # What encloses the current token, recomputed when a container opens or closes.
         self.tabs: tuple[TabRef, ...] = ()
         self.admonitions: tuple[str, ...] = ()
+        # Every tab and admonition as (first line, line after, TabRef or kind), in order.
+        self.spans: list[tuple[int, int, TabRef | str]] = []
 
     def origin(self, line: int) -> Origin:
         return self.rendered.line_map.origin(line)
@@ -343,7 +344,9 @@ class _Walker:
                 group = closed_group
                 if group is None or tok.meta.get("new_group"):
                     group = self.origin(tok.map[0])
-                stack.append(("tab", TabRef(tok.meta["title"], group)))
+                tab = TabRef(tok.meta["title"], group)
+                stack.append(("tab", tab))
+                self.spans.append((tok.map[0], tok.map[1], tab))
                 self._enclosing(stack)
                 self.found.tab_paths.append((tok.map[0], self.tabs))
             elif tok.type == "tab_close":
@@ -354,7 +357,9 @@ class _Walker:
                 continue
             elif tok.type == "admonition_open":
                 self._admonition(tok)
+                assert tok.map is not None
                 stack.append(("admonition", tok.meta["kind"]))
+                self.spans.append((tok.map[0], tok.map[1], tok.meta["kind"]))
                 self._enclosing(stack)
             elif tok.type == "admonition_close":
                 stack.pop()
@@ -363,8 +368,6 @@ class _Walker:
                 self._heading(tok, tokens[i + 1], top=not stack)
             elif tok.type == "list_item_open":
                 self._task(tokens, i)
-            elif tok.type in ("fence", "code_block"):
-                self._code(tok)
             elif tok.type == "html_block" and "runbook:" in tok.content:
                 self._directive(tok)
             closed_group = None
@@ -419,26 +422,18 @@ class _Walker:
         )
         self.found.admonitions.append((start, adm))
 
-    def _code(self, tok: Token) -> None:
-        assert tok.map is not None
-        line = tok.map[0]
-        fenced = tok.type == "fence"
-        code = tok.content
-        admonitions = self.admonitions
-        tabs = self.tabs
-        info = tok.info.strip() if fenced else ""
-        lang, attrs, classes = self._info(info, line) if fenced else ("", (), ())
-        if fenced:
-            self._check_closed(tok)
-        elif code.lstrip().startswith(("```", "~~~")):
-            self.report(
-                "error",
-                line,
-                "a fence here is indented too deep and renders as literal text with backticks",
-                "misindented-fence",
-                "indent content of a tab or admonition by exactly 4 spaces more than its "
-                "=== / !!! line",
-            )
+    def code(self, block: CodeBlock) -> None:
+        """Turn a code block the renderer found into an action, in its tabs and admonitions."""
+        line = block.start
+        code, fenced, attrs = block.code, block.fenced, block.attrs
+        around = [ref for start, stop, ref in self.spans if start <= line < stop]
+        tabs = tuple(ref for ref in around if isinstance(ref, TabRef))
+        admonitions = tuple(ref for ref in around if isinstance(ref, str))
+        classes = tuple(value for key, value in attrs if key == "class")
+        lang = block.lang
+        if lang == "run" and "run" in classes:
+            # ```{ .run .bash }: superfences takes the first class as the language
+            lang = next((c for c in classes if c != "run"), "")
         kind = self._kind(lang, attrs, classes, code, fenced, line)
         origin = self.origin(line)
         if kind == "shown":
@@ -482,74 +477,6 @@ class _Walker:
                 self.report("error", line, problem, "bad-directive", _DIRECTIVE_HELP)
                 continue
             self.found.directives.append((line, name, args, self.tabs))
-
-    def _check_closed(self, tok: Token) -> None:
-        assert tok.map is not None
-        last = self.lines[tok.map[1] - 1].strip() if tok.map[1] - 1 < len(self.lines) else ""
-        markup = tok.markup
-        closed = (
-            tok.map[1] - tok.map[0] >= 2
-            and last.startswith(markup[0] * len(markup))
-            and not last.strip(markup[0])
-        )
-        if not closed:
-            self.report(
-                "error",
-                tok.map[0],
-                f"code fence {markup} opened here is never closed; it swallows the rest of "
-                "the page",
-                "unclosed-fence",
-                f"add a closing {markup} line at the same indentation",
-            )
-
-    def _info(
-        self, info: str, line: int
-    ) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]:
-        if not info:
-            return "", (), ()
-        match = _FENCE_INFO_RE.match(info)
-        lang = info.split("{", 1)[0].split()[0] if info.split() else ""
-        if not match or (
-            match.group("options")
-            and any(
-                key not in FENCE_OPTIONS for key in _OPTION_KEY_RE.findall(match.group("options"))
-            )
-        ):
-            self.report(
-                "error",
-                line,
-                f"fence info string {info!r} is not a code fence for Python-Markdown: the page "
-                "will render it as text and swallow the next block",
-                "bad-fence-info",
-                'write it as ```bash { .run key="value" } (a space before the braces, values in '
-                "double quotes)",
-            )
-            return lang.lstrip("."), (), ()
-        lang = (match.group("lang") or "").lstrip(".")
-        attrs: list[tuple[str, str]] = []
-        classes: tuple[str, ...] = ()
-        if match.group("attrs") is not None:
-            parsed = parse_attrs(match.group("attrs"))
-            if parsed is None:
-                self.report(
-                    "error",
-                    line,
-                    f"cannot read the attributes {{{match.group('attrs')}}}",
-                    "bad-fence-attrs",
-                    'use { .run key="value" } with double-quoted values',
-                )
-                return lang, (), ()
-            attrs.extend(parsed)
-            classes = tuple(value for key, value in parsed if key == "class")
-            if not lang:
-                # ```{ .bash .run } puts the language first among the classes
-                first = next((c for c in classes if c != "run"), "")
-                if first:
-                    lang = first
-        elif match.group("options"):
-            for key, double, single in _OPTION_RE.findall(info):
-                attrs.append((key, double or single))
-        return lang, tuple(attrs), classes
 
     def _kind(
         self,
@@ -664,33 +591,9 @@ _WALKED = frozenset(
         "admonition_close",
         "heading_open",
         "list_item_open",
-        "fence",
-        "code_block",
         "html_block",
     }
 )
-
-
-def parse_attrs(text: str) -> list[tuple[str, str]] | None:
-    """Read the inside of ``{ … }``: classes as ``("class", name)``; None when malformed."""
-    found: list[tuple[str, str]] = []
-    pos = 0
-    end = len(text.rstrip())
-    while pos < end:
-        match = _ATTR_RE.match(text, pos)
-        if match is None:
-            return None
-        if match.group("cls") is not None:
-            found.append(("class", match.group("cls")))
-        elif match.group("id") is not None:
-            found.append(("id", match.group("id")))
-        else:
-            value = match.group("dq")
-            if value is None:
-                value = match.group("sq") if match.group("sq") is not None else match.group("bare")
-            found.append((match.group("key"), value))
-        pos = match.end()
-    return found
 
 
 def _dedent(lines: list[str], width: int) -> list[str]:
@@ -803,13 +706,24 @@ def _step_level(headings: list[_Heading], numbers: set[int]) -> int | None:
     return min(by_level)
 
 
-def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Runbook:
-    """Parse a rendered page into a Runbook."""
+def build(
+    rendered: Rendered,
+    *,
+    inputs: Mapping[str, str] | None = None,
+    finder: BlockFinder | None = None,
+) -> Runbook:
+    """Parse a rendered page into a Runbook; ``finder`` reads code as the site does."""
     text = rendered.text
     lines = text.split("\n")
     diagnostics: list[Diagnostic] = []
     walker = _Walker(rendered, rendered.path, lines, diagnostics)
-    found = walker.walk(_parser(text).parse(text))
+    page = (finder or default_finder()).find(text)
+    found = walker.walk(_parser(text).parse(text, {"blocks": {b.start: b for b in page.blocks}}))
+    for block in page.blocks:
+        walker.code(block)
+    for problem in page.problems:
+        walker.report("error", problem.line, problem.message, problem.code, problem.hint)
+    _drop_inside_code(found, page.blocks)
     headings = found.headings
 
     # The overview checklist: numbered items in the guide file itself, outside any step.
@@ -1022,10 +936,24 @@ def build(rendered: Rendered, *, inputs: Mapping[str, str] | None = None) -> Run
         checklist=checklist,
         diagnostics=tuple(diagnostics),
         rendered=rendered,
+        blocks=tuple(action for _, action in found.actions),
     )
 
 
 _T = TypeVar("_T")
+
+
+def _drop_inside_code(found: _Found, blocks: tuple[CodeBlock, ...]) -> None:
+    """Forget structure markdown-it saw inside code (where its blocks and the site's differ)."""
+    starts = [b.start for b in blocks]
+
+    def outside(line: int) -> bool:
+        at = bisect.bisect_right(starts, line) - 1
+        return at < 0 or line >= blocks[at].end
+
+    found.headings = [h for h in found.headings if outside(h.line)]
+    found.tasks = [t for t in found.tasks if outside(t[0])]
+    found.directives = [d for d in found.directives if outside(d[0])]
 
 
 def _group(

@@ -33,6 +33,8 @@ class Site:
     """Named hosts from the plugin's ``hosts:``."""
     plugin: str = ""
     """Which plugin configured the include root: ``runbook``, ``macros`` or none."""
+    markdown_extensions: tuple[tuple[str, Mapping[str, Any]], ...] | None = None
+    """``markdown_extensions`` as (name, options) pairs; None for a lone guide."""
 
     @property
     def runtime_dir(self) -> Path:
@@ -151,6 +153,7 @@ def site_from_config(config_file: Path, config: Mapping[str, Any]) -> Site:
     return Site(
         root=root,
         config_file=config_file,
+        markdown_extensions=markdown_extensions(config, config_file),
         docs_dir=docs_dir,
         include_dir=include_dir,
         extra=dict(extra),
@@ -158,6 +161,29 @@ def site_from_config(config_file: Path, config: Mapping[str, Any]) -> Site:
         hosts={str(k): dict(v) if isinstance(v, Mapping) else {"ssh": v} for k, v in hosts.items()},
         plugin=plugin,
     )
+
+
+def markdown_extensions(
+    config: Mapping[str, Any], config_file: Path
+) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """Read ``markdown_extensions`` (a list of names or one-key mappings, or a mapping)."""
+    value = config.get("markdown_extensions") or []
+    entries = [{k: v} for k, v in value.items()] if isinstance(value, Mapping) else value
+    if not isinstance(entries, list):
+        raise ConfigError("'markdown_extensions:' must be a list", path=config_file)
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            found.append((entry, {}))
+        elif isinstance(entry, Mapping) and len(entry) == 1:
+            name, options = next(iter(entry.items()))
+            found.append((str(name), dict(options) if isinstance(options, Mapping) else {}))
+        else:
+            raise ConfigError(
+                f"'markdown_extensions:' entry {entry!r} is not a name or a one-key mapping",
+                path=config_file,
+            )
+    return tuple(found)
 
 
 def load_site(guide: Path) -> Site:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from runbook.blocks import fence_attrs
 from runbook.guide import load
-from runbook.parse import parse_attrs
 from runbook.report import runbook_json
 from tests.conftest import FIXTURES, REGEN
 
@@ -32,24 +32,24 @@ def test_parse_fixture(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("info", "expected"),
     [
         (
-            ' .run host="new" timeout="900" ',
-            [("class", "run"), ("host", "new"), ("timeout", "900")],
+            'bash { .run host="new" timeout="900" }',
+            (("class", "run"), ("host", "new"), ("timeout", "900")),
         ),
         (
-            '.run expect="Enter password:" send="<db-password>"',
-            [("class", "run"), ("expect", "Enter password:"), ("send", "<db-password>")],
+            'bash { .run expect="Enter password:" send="<db-password>" }',
+            (("class", "run"), ("expect", "Enter password:"), ("send", "<db-password>")),
         ),
         (
-            " .bash .run #x k=bare k2='single q' ",
-            [("class", "bash"), ("class", "run"), ("id", "x"), ("k", "bare"), ("k2", "single q")],
+            "{ .bash .run #x k=bare k2='single q' }",
+            (("class", "bash"), ("class", "run"), ("id", "x"), ("k", "bare"), ("k2", "single q")),
         ),
-        ("", []),
-        (' .run broken="unclosed ', None),
-        ("not attributes", None),
+        ('yaml title="conf/app.yml"', (("title", "conf/app.yml"),)),
+        ("bash", ()),
+        ("", ()),
     ],
 )
-def test_fence_attributes(text: str, expected: list[tuple[str, str]] | None) -> None:
-    assert parse_attrs(text) == expected
+def test_fence_attributes(info: str, expected: tuple[tuple[str, str], ...]) -> None:
+    assert fence_attrs(info) == expected

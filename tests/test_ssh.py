@@ -212,6 +212,9 @@ def write_site(root: Path, target: str, options: Sequence[str]) -> Path:
         "        new:\n"
         f"          ssh: {target}\n"
         f"          options: {json.dumps(list(options))}\n"  # JSON is YAML
+        "markdown_extensions:\n"
+        "  - attr_list\n"
+        "  - pymdownx.superfences\n"
     )
     (root / "docs").mkdir()
     return root / "docs"
