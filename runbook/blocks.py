@@ -341,8 +341,9 @@ class BlockFinder:
         ]
         taken = {n for f in kept for n in range(f.start, f.end)}
         wanted = [[line for line in code.split("\n") if line] for code in codes]
-        candidates = [_candidates(lines, source, taken) for lines in wanted]
-        starts = _unique_order(candidates)
+        by_text = _line_index(source)
+        candidates = [_candidates(lines, source, taken, by_text) for lines in wanted]
+        starts = _unique_order(wanted, candidates, source)
         if starts is None:
             starts = self._probe(text, candidates, wanted, source)
         for code, lines, start in zip(codes, wanted, starts, strict=True):
@@ -508,7 +509,18 @@ def _swallowed(block: CodeBlock, lines: list[str]) -> Iterator[FenceProblem]:
             return
 
 
-def _candidates(wanted: list[str], source: list[str], taken: set[int]) -> list[int]:
+def _line_index(source: list[str]) -> dict[str, list[int]]:
+    """Return the numbers of the lines holding each text, indentation aside."""
+    index: dict[str, list[int]] = {}
+    for n, line in enumerate(source):
+        if line:
+            index.setdefault(line.strip(" >"), []).append(n)
+    return index
+
+
+def _candidates(
+    wanted: list[str], source: list[str], taken: set[int], by_text: dict[str, list[int]]
+) -> list[int]:
     """Every line where the non-blank lines ``wanted`` start in ``source``, blank lines aside.
 
     Blank lines are left out of the comparison: a fence an indented block took back in
@@ -518,7 +530,7 @@ def _candidates(wanted: list[str], source: list[str], taken: set[int]) -> list[i
         return []
     return [
         i
-        for i in range(len(source))
+        for i in by_text.get(wanted[0].strip(" >"), ())
         if i not in taken and _same(source[i], wanted[0]) and _match_at(wanted, source, i)
     ]
 
@@ -536,12 +548,42 @@ def _match_at(wanted: list[str], source: list[str], i: int) -> int | None:
     return n if matched == len(wanted) else None
 
 
-def _unique_order(candidates: list[list[int]]) -> list[int | None] | None:
-    """Return each block's start when the text alone says it, else None."""
-    if any(len(found) != 1 for found in candidates):
+def _unique_order(
+    wanted: list[list[str]], candidates: list[list[int]], source: list[str]
+) -> list[int | None] | None:
+    """Return each block's start when the text alone says it, else None.
+
+    Blocks of the same text (a snippet included twice) take their places in order when
+    there are as many places as blocks; a place inside a block already placed is not one
+    (a one-line block matches the first line of a longer one). More places than blocks (the
+    same text in a paragraph, say) needs the renderer to tell them apart.
+    """
+    starts: list[int | None] = [None] * len(wanted)
+    claimed: set[int] = set()
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for k, lines in enumerate(wanted):
+        groups.setdefault(tuple(lines), []).append(k)
+    progress = True
+    while progress:
+        progress = False
+        # Longer blocks first: a shorter text can match inside a longer block, not the reverse.
+        for _, members in sorted(groups.items(), key=lambda item: -len(item[0])):
+            open_ = [k for k in members if starts[k] is None]
+            if not open_:
+                continue
+            places = [c for c in candidates[open_[0]] if c not in claimed]
+            if len(places) != len(open_):
+                continue
+            for k, place in zip(open_, places, strict=True):
+                starts[k] = place
+                span = range(place, _match_at(wanted[k], source, place) or place + 1)
+                if claimed.intersection(span):
+                    return None
+                claimed.update(span)
+            progress = True
+    if None in starts or starts != sorted(starts, key=lambda n: n or 0):
         return None
-    starts = [found[0] for found in candidates]
-    return list(starts) if starts == sorted(starts) else None
+    return starts
 
 
 def _back(source: list[str], line: int, lines: int) -> int:

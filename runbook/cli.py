@@ -291,6 +291,8 @@ def exec_cmd(
     values = parse_sets(sets)
     site = load_site(guide.absolute())
     book = load(guide, sets=values, site=site)
+    if book.focus is not None and not only_steps and from_step is None:
+        only_steps = (book.focus,)  # a step page of a guide spanning pages: that step
     options = ExecOptions(
         sets=values,
         tabs=tabs,

@@ -16,6 +16,7 @@ from runbook.blocks import BlockFinder, default_finder, finder_for
 from runbook.errors import GuideError, UsageError
 from runbook.model import Diagnostic, Directive, Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
+from runbook.section import find_section, merge
 from runbook.site import Site, front_matter_data, load_site
 
 # Real guides are well under 1 MB; far larger files are generated or mistaken.
@@ -98,18 +99,49 @@ def load(
     site: Site | None = None,
     renderer: Renderer | None = None,
 ) -> Runbook:
-    """Load a guide into a Runbook; raise a GuideError (with file:line) when it cannot."""
-    from runbook.parse import build
+    """Load a guide into a Runbook; raise a GuideError (with file:line) when it cannot.
 
+    A page of a guide that spans pages (its overview, or one of its step pages) loads as
+    that whole guide, the overview's checklist its progress.
+    """
     path = Path(path).absolute()
     site = site or load_site(path)
+    section = find_section(site, path)
+    if section is None:
+        return load_page(path, sets=sets, site=site, renderer=renderer)
+    renderer = renderer or Renderer(site.include_dir)
+    overview = load_page(section.overview, sets=sets, site=site, renderer=renderer)
+    pages = [
+        load_page(
+            step.path,
+            sets=sets,
+            site=site,
+            renderer=renderer,
+            page_step=(step.number, step.title),
+        )
+        for step in section.steps
+    ]
+    return replace(merge(section, overview, pages), focus=section.focus)
+
+
+def load_page(
+    path: Path,
+    *,
+    sets: Mapping[str, str] | None,
+    site: Site,
+    renderer: Renderer | None,
+    page_step: tuple[int, str] | None = None,
+) -> Runbook:
+    """Load one page (``page_step``: the step page of that number, see runbook.parse)."""
+    from runbook.parse import build
+
     rendered = render_guide(path, site=site, sets=sets, renderer=renderer)
     inputs = dict(site.inputs)
     meta_inputs = rendered.front_matter.get("inputs")
     if isinstance(meta_inputs, Mapping):
         inputs.update({str(k): str(v) for k, v in meta_inputs.items()})
     inputs.update(sets or {})
-    book = build(rendered, inputs=inputs, finder=block_finder(site))
+    book = build(rendered, inputs=inputs, finder=block_finder(site), page_step=page_step)
     return replace(
         book, runtime_dir=site.runtime_dir, diagnostics=book.diagnostics + _check_exec(book)
     )

@@ -317,6 +317,9 @@ class Runbook:
     as code."""
     runtime_dir: Path | None = None
     """The site's git-ignored folder for journals, transcripts and locks."""
+    focus: int | None = None
+    """The step of the page that was named, when it is a step page of a guide spanning
+    pages (``exec`` runs that step)."""
 
     @property
     def inputs(self) -> tuple[Placeholder, ...]:

@@ -380,9 +380,7 @@ class _Walker:
     def _heading(self, tok: Token, inline: Token, *, top: bool) -> None:
         assert tok.map is not None
         text = inline.content.strip()
-        match = _STEP_HEADING_RE.match(text)
-        number = int(match.group("a") or match.group("b")) if match else None
-        title = match.group("title").strip() if match else text
+        number, title = step_number(text) or (None, text)
         self.found.headings.append(
             _Heading(tok.map[0], int(tok.tag[1]), text, number, title or text, top)
         )
@@ -711,8 +709,13 @@ def build(
     *,
     inputs: Mapping[str, str] | None = None,
     finder: BlockFinder | None = None,
+    page_step: tuple[int, str] | None = None,
 ) -> Runbook:
-    """Parse a rendered page into a Runbook; ``finder`` reads code as the site does."""
+    """Parse a rendered page into a Runbook; ``finder`` reads code as the site does.
+
+    ``page_step`` (number, title) makes the whole page that one step: a step page of a
+    guide that spans pages, numbered by the site's nav.
+    """
     text = rendered.text
     lines = text.split("\n")
     diagnostics: list[Diagnostic] = []
@@ -742,6 +745,11 @@ def build(
         return len(lines)
 
     ranges = [(h, h.line, section_end(h)) for h in step_heads]
+    if page_step is not None:
+        # One step a page: the page from its first heading on, numbered by the nav.
+        candidates = []
+        head = _page_heading(walker, headings, *page_step)
+        step_heads, ranges = [head], [(head, head.line, len(lines))]
 
     starts = [start for _, start, _ in ranges]
 
@@ -941,6 +949,31 @@ def build(
 
 
 _T = TypeVar("_T")
+
+
+def step_number(text: str) -> tuple[int, str] | None:
+    """Return (number, title) of a step title such as ``3. Backup`` or ``Step 3: Backup``."""
+    match = _STEP_HEADING_RE.match(text)
+    if match is None:
+        return None
+    return int(match.group("a") or match.group("b")), match.group("title").strip()
+
+
+def _page_heading(walker: _Walker, headings: list[_Heading], number: int, title: str) -> _Heading:
+    """Return the heading of a step page, numbered ``number`` as the nav says."""
+    top = [h for h in headings if h.top]
+    head = min(top, key=lambda h: (h.level, h.line)) if top else None
+    if head is None:
+        return _Heading(0, 1, title, number, title, True)
+    if head.number is not None and head.number != number:
+        walker.report(
+            "error",
+            head.line,
+            f"this page's heading says step {head.number}, but the nav lists it as step {number}",
+            "page-number-mismatch",
+            f"number the heading '{'#' * head.level} {number}. …', or fix the nav title",
+        )
+    return _Heading(head.line, head.level, head.text, number, head.title, True)
 
 
 def _drop_inside_code(found: _Found, blocks: tuple[CodeBlock, ...]) -> None:

@@ -35,6 +35,8 @@ class Site:
     """Which plugin configured the include root: ``runbook``, ``macros`` or none."""
     markdown_extensions: tuple[tuple[str, Mapping[str, Any]], ...] | None = None
     """``markdown_extensions`` as (name, options) pairs; None for a lone guide."""
+    nav: tuple[Any, ...] = ()
+    """The site's ``nav:`` as written (pages relative to ``docs_dir``)."""
 
     @property
     def runtime_dir(self) -> Path:
@@ -154,6 +156,7 @@ def site_from_config(config_file: Path, config: Mapping[str, Any]) -> Site:
         root=root,
         config_file=config_file,
         markdown_extensions=markdown_extensions(config, config_file),
+        nav=tuple(config.get("nav") or ()) if isinstance(config.get("nav"), list) else (),
         docs_dir=docs_dir,
         include_dir=include_dir,
         extra=dict(extra),

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.utils.yaml import get_yaml_loader, yaml_load
 
-from runbook.guide import load
+from runbook.guide import load_page
 from runbook.render import Renderer
 from runbook.site import load_site
 from tests.conftest import FIXTURES, ROOT
@@ -111,7 +111,7 @@ def rendered_blocks(md: markdown.Markdown, text: str) -> list[str]:
 
 def runbook_blocks(path: Path) -> tuple[str, list[str]]:
     """The rendered page text and the code of each block runbook finds in it."""
-    book = load(path)
+    book = load_page(path.absolute(), sets=None, site=load_site(path), renderer=None)
     return book.rendered.text, [action.code.strip("\n") for action in book.blocks]
 
 
