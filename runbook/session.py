@@ -272,6 +272,14 @@ def _group_members(pgrp: int) -> Iterator[int]:
                 yield pid
 
 
+def _alive(pid: int) -> bool:
+    """Tell whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        return _read_stat(pid).state not in ("Z", "X")
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def _session_members(sid: int) -> list[int]:
     members = []
     for pid in _all_pids():
@@ -987,6 +995,16 @@ class Session:
                     os.kill(member, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+            # A member forking as the kill lands leaves a child the scan above missed
+            # (seen with `(sleep 1 &)` on a loaded machine): scan until only the dead remain.
+            for _ in range(50):
+                alive = [m for m in _session_members(pid) if m != pid and _alive(m)]
+                if not alive:
+                    break
+                for member in alive:
+                    with contextlib.suppress(OSError):
+                        os.kill(member, signal.SIGKILL)
+                time.sleep(0.005)
         with contextlib.suppress(pexpect.ExceptionPexpect, OSError):
             child.wait()
         with contextlib.suppress(pexpect.ExceptionPexpect, OSError):
