@@ -163,3 +163,15 @@ def test_the_site_renders_each_page_as_before(site: Path) -> None:
     body = (site / "out/upgrade/copy-config/index.html").read_text()
     assert "config.txt" in body and "Sandbox" in body  # the snippet, rendered in its tabs
     assert "[ ]" not in (site / "out/upgrade/index.html").read_text()  # a real checklist
+
+
+def test_the_installation_guide_of_this_site_spans_pages() -> None:
+    root = FIXTURES.parent.parent
+    book = load(root / "docs/installation/index.md")
+    assert [s.number for s in book.steps] == list(range(1, 10))
+    assert all(s.item is not None and s.item.origin.path == book.path for s in book.steps)
+    mysql = book.step(4)
+    assert mysql is not None and mysql.origin.path.name == "mysql.md"
+    assert {a.origin.path.parent.name for a in mysql.actions} <= {"installation", "common"}
+    assert not book.errors, book.errors
+    assert load(root / "docs/installation/mysql.md").focus == 4
