@@ -99,6 +99,18 @@ class Admonition:
 
 
 @dataclass(frozen=True)
+class PromptCommand:
+    """One command of a ``$ `` block, with the output it must print."""
+
+    code: str
+    """The command after ``$ `` (``> `` continuation lines joined by newlines)."""
+    expected: tuple[str, ...]
+    """The output lines that follow it in the block."""
+    offset: int
+    """Its 0-based line in the block's code."""
+
+
+@dataclass(frozen=True)
 class Action:
     """A code block inside a step: run, offered to the operator, or only shown."""
 
@@ -128,6 +140,8 @@ class Action:
     """Seconds before the block is stopped (``timeout="…"``), or the run's default."""
     answers: tuple[Answer, ...] = ()
     """Declared replies to prompts (``expect``/``send`` pairs)."""
+    commands: tuple[PromptCommand, ...] = ()
+    """The commands of a ``$ `` block (``expects_output``), in order; else empty."""
 
     def attr(self, name: str) -> str | None:
         """Return attribute ``name``, or None."""
@@ -156,6 +170,8 @@ class Directive:
     """How many of the step's actions come before it (it runs between them)."""
     tabs: tuple[TabRef, ...] = ()
     """Enclosing content tabs, outermost first."""
+    target: Path | None = None
+    """The guide an ``exec`` directive runs, resolved against the file it is written in."""
 
     @property
     def steps(self) -> tuple[int, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from runbook.model import (
     Level,
     Origin,
     Placeholder,
+    PromptCommand,
     Rendered,
     Runbook,
     Step,
@@ -458,6 +460,7 @@ class _Walker:
             placeholders=_placeholders(commands + "".join("\n" + a.send for a in answers)),
             timeout=timeout,
             answers=answers,
+            commands=tuple(PromptCommand(c, tuple(out), at) for c, out, at in prompt),
         )
         self.found.actions.append((line, action))
 
@@ -562,6 +565,13 @@ _DIRECTIVE_HELP = (
     "directives: <!-- runbook: exec PATH.md -->, <!-- runbook: repeat 3-6 -->, "
     "<!-- runbook: timer start NAME --> / <!-- runbook: timer stop NAME -->"
 )
+
+
+def _exec_target(name: str, args: tuple[str, ...], origin: Origin) -> Path | None:
+    """Return the guide an ``exec`` directive runs (relative to the file it is written in)."""
+    if name != "exec" or len(args) != 1:
+        return None
+    return Path(os.path.normpath((origin.path.parent / args[0]).absolute()))
 
 
 def _directive_problem(name: str, args: tuple[str, ...]) -> str:
@@ -806,6 +816,7 @@ def build(
                 origin=walker.origin(ln),
                 after=sum(1 for al, _ in actions_by.get(idx, []) if al < ln),
                 tabs=tabs,
+                target=_exec_target(name, args, walker.origin(ln)),
             )
             for ln, (name, args, tabs) in directives_by.get(idx, [])
         )
