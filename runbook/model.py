@@ -5,6 +5,8 @@ from __future__ import annotations
 import bisect
 import functools
 import os
+import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -246,7 +248,67 @@ class Step:
 
 
 MARK_OPEN = "\ue000"
+"""Opens a position marker; the renderer's nonce, ``file,line`` and MARK_CLOSE follow."""
 MARK_CLOSE = "\ue001"
+"""Closes a position marker."""
+_NONCE_LENGTH = 8
+_NONCE_FIRST = 0xE002  # the nonce's alphabet: private-use characters other than the marks
+_NONCE_LAST = 0xF8FF
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The position markers of one renderer: ``MARK_OPEN nonce file,line MARK_CLOSE``.
+
+    The nonce is drawn at random for each renderer, so no guide, snippet or variable can
+    hold a marker: any other text, private-use characters and marker look-alikes included,
+    is never taken for one, and passes through untouched. Its characters have no case and
+    are not space, so filters such as ``upper`` or ``trim`` leave a marker as it was.
+    """
+
+    nonce: str
+    """What follows MARK_OPEN in every marker of this renderer."""
+
+    @classmethod
+    def new(cls) -> Marks:
+        """Return markers with a fresh random nonce."""
+        span = _NONCE_LAST - _NONCE_FIRST + 1
+        return cls(
+            "".join(chr(_NONCE_FIRST + secrets.randbelow(span)) for _ in range(_NONCE_LENGTH))
+        )
+
+    @functools.cached_property
+    def open(self) -> str:
+        """The start of every marker: MARK_OPEN and the nonce."""
+        return MARK_OPEN + self.nonce
+
+    def marker(self, file: int, line: int) -> str:
+        """Return the marker of ``line`` (1-based) of source file number ``file``."""
+        return f"{self.open}{file},{line}{MARK_CLOSE}"
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """Matches exactly one marker; groups: file number, line."""
+        return re.compile(re.escape(self.open) + "([0-9]+),([0-9]+)" + re.escape(MARK_CLOSE))
+
+    @functools.cached_property
+    def file_pattern(self) -> re.Pattern[str]:
+        """Matches the start of a marker; group: file number."""
+        return re.compile(re.escape(self.open) + "([0-9]+),")
+
+    def strip(self, text: str) -> str:
+        """Return ``text`` without this renderer's markers, and with nothing else removed."""
+        return self.pattern.sub("", text) if self.open in text else text
+
+    def read(self, text: str) -> re.Match[str] | None:
+        """Return the last whole marker in ``text`` (groups: file number, line), or None."""
+        start = text.rfind(self.open)
+        while start >= 0:
+            match = self.pattern.match(text, start)
+            if match is not None:
+                return match
+            start = text.rfind(self.open, 0, start)
+        return None
 
 
 @dataclass(frozen=True)
@@ -260,13 +322,15 @@ class LineMap:
     paths: tuple[Path, ...]
     """Source files, indexed by the markers."""
     marked: tuple[str, ...] = ()
-    """The rendered lines with their position markers (``\ue000file,line\ue001``)."""
+    """The rendered lines with their position markers (see :class:`Marks`)."""
     page: int = 0
     """Index of the page itself in ``paths``."""
     first_line: int = 1
     """Source line of rendered line 0, for a page rendered without markers."""
     count: int = 0
     """Number of rendered lines."""
+    marks: Marks | None = None
+    """The markers in ``marked`` (None when there are none)."""
 
     def __len__(self) -> int:
         return self.count
@@ -274,24 +338,26 @@ class LineMap:
     def origin(self, rendered_line: int) -> Origin:
         """Return the source of 0-based ``rendered_line`` (clamped to the text)."""
         n = min(max(rendered_line, 0), max(self.count - 1, 0))
-        if not self.marked:
+        if not self.marked or self.marks is None:
             return Origin(self.paths[self.page], self.first_line + n)
         # The nearest marker at or above the line; a line without one continues it.
         anchors = self._anchors
         at = bisect.bisect_right(anchors, n) - 1
-        if at < 0:
-            return Origin(self.paths[self.page], self.first_line + n)
-        k = anchors[at]
-        line = self.marked[k]
-        marker = line[line.rindex(MARK_OPEN) + 1 :]
-        file_part, _, rest = marker.partition(",")
-        source_line = int(rest[: rest.index(MARK_CLOSE)])
-        return Origin(self.paths[int(file_part)], source_line + (n - k))
+        while at >= 0:
+            k = anchors[at]
+            match = self.marks.read(self.marked[k])
+            if match is not None:
+                return Origin(self.paths[int(match[1])], int(match[2]) + (n - k))
+            at -= 1  # a marker the template cut (slicing a {% set %} block) places nothing
+        return Origin(self.paths[self.page], self.first_line + n)
 
     @functools.cached_property
     def _anchors(self) -> list[int]:
         """Indexes of the marked lines, ascending (computed on the first ``origin``)."""
-        return [k for k, line in enumerate(self.marked) if MARK_OPEN in line]
+        if self.marks is None:
+            return []
+        opening = self.marks.open
+        return [k for k, line in enumerate(self.marked) if opening in line]
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ Jinja is imported here and nowhere else. The MkDocs plugin and ``runbook exec`` 
 :func:`Renderer.render`, so what readers see is what runs.
 
 To know where each rendered line came from, every source line that starts outside a Jinja
-tag gets an invisible marker (private-use characters carrying file and line) before Jinja
-sees it; after rendering the markers are read and stripped. Lines where a marker could
-change the output (whitespace control such as ``{%-``) are left unmarked and inherit their
-position from the line above.
+tag gets an invisible marker (private-use characters carrying file and line, and a random
+nonce of the renderer, see :class:`runbook.model.Marks`) before Jinja sees it; after
+rendering the markers are read and stripped. Since no source can know the nonce, nothing
+but a marker is ever stripped or read as one. Lines where a marker could change the output
+(whitespace control such as ``{%-``) are left unmarked and inherit their position from the
+line above.
 
 Most pages use Jinja only for ``{{ variables }}``, ``{% include %}`` and ``{% raw %}``.
 Such a page is rendered tag by tag: each distinct tag is compiled once per site, the text
@@ -30,10 +32,8 @@ from typing import Any, ClassVar, NoReturn
 import jinja2
 
 from runbook.errors import IncludeError, TemplateError
-from runbook.model import MARK_CLOSE, MARK_OPEN, LineMap, Rendered, rel
+from runbook.model import LineMap, Marks, Rendered, rel
 
-_MARK_RE = re.compile("\ue000(\\d+),(\\d+)\ue001")
-_MARK_FILE_RE = re.compile("\ue000(\\d+),")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 # Shell idioms that Jinja reads as its own syntax; authors wrap them in {% raw %}.
 _SHELL_JINJA_RE = re.compile(r"\{\{\s*\.|\$\{#|\{\{\s*\$|\{#\s*\w+\[")
@@ -188,6 +188,8 @@ class Renderer:
         self._undefined: list[_Undefined] = []
         self._sources: dict[Path, str] = {}
         self._tags: dict[str, jinja2.Template] = {}
+        self.marks = Marks.new()
+        """This renderer's position markers."""
         undefined = type("Undefined", (_RecordingUndefined,), {"sink": self._undefined})
         env = _Environment(
             loader=_SiteLoader(self.include_root, self),
@@ -241,6 +243,7 @@ class Renderer:
         marked again exactly.
         """
         idx = self._index(path)
+        marker = self.marks.marker
         self._sources[path] = text
         lines = split_lines(text)
         if not _has_tags(text):
@@ -253,7 +256,7 @@ class Renderer:
             # Other lines continue the position of the line above, counted by the line map.
             # Blank lines stay unmarked: "{%-" and a final newline must still strip them.
             if after_tag and n not in skip and line.strip():
-                out.append(f"{MARK_OPEN}{idx},{n + first_line - 1}{MARK_CLOSE}{line}")
+                out.append(marker(idx, n + first_line - 1) + line)
                 after_tag = "{" in line or "}" in line
             else:
                 out.append(line)
@@ -345,7 +348,8 @@ class Renderer:
         if pieces is None:
             return None
         idx = self._index(path)
-        out: list[str] = [f"{MARK_OPEN}{idx},{first_line}{MARK_CLOSE}"]
+        marker = self.marks.marker
+        out: list[str] = [marker(idx, first_line)]
         line = first_line  # source line where the current piece starts
         pending = False  # the next source line needs a marker: a tag's output came before it
         try:
@@ -355,7 +359,7 @@ class Renderer:
                     pending = True
                 elif pending and "\n" in piece:
                     head, tail = piece.split("\n", 1)
-                    out.append(f"{head}\n{MARK_OPEN}{idx},{line + 1}{MARK_CLOSE}{tail}")
+                    out.append(f"{head}\n{marker(idx, line + 1)}{tail}")
                     pending = source_lines != piece.count("\n")
                 else:
                     out.append(piece)
@@ -395,17 +399,18 @@ class Renderer:
         page = self._index(path)
         # Everything here runs at C speed; positions are read later, for asked lines only.
         marked = tuple(output.split("\n"))
-        files = {int(i) for i in _MARK_FILE_RE.findall(output)}
+        files = {int(i) for i in self.marks.file_pattern.findall(output)}
         files.discard(page)
         return Rendered(
             path=path,
-            text=_MARK_RE.sub("", output),
+            text=self.marks.strip(output),
             line_map=LineMap(
                 paths=tuple(self._paths),
                 marked=marked,
                 page=page,
                 first_line=first_line,
                 count=len(marked),
+                marks=self.marks,
             ),
             includes=tuple(self._paths[i] for i in sorted(files)),
         )

@@ -312,3 +312,130 @@ def test_any_text_renders_as_jinja_or_fails_as_jinja(tmp_path: Path, pieces: lis
     except (TemplateError, IncludeError):
         got = None
     assert got == expected
+
+
+# Every code point but the surrogates (not text) and NUL (a file holding it is refused as
+# binary); line breaks are placed by the strategies below. The private-use ranges, the
+# marker characters themselves and marker-shaped strings are drawn often on purpose: a
+# guide may hold them (icon-font glyphs), and runbook's markers must never be taken for
+# them, nor they for markers.
+any_char = st.one_of(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\n\r"),
+    st.characters(min_codepoint=0xE000, max_codepoint=0xF8FF),
+    st.characters(min_codepoint=0xF0000, max_codepoint=0x10FFFF, blacklist_categories=["Cs"]),
+    st.sampled_from(["\ue000", "\ue001", "\ue002", "\uf8ff", ",", "0", "1", "9", " ", "\t"]),
+)
+marker_like = st.builds(
+    lambda pua, file, line, close: f"\ue000{pua}{file},{line}{close}",
+    st.text(st.characters(min_codepoint=0xE000, max_codepoint=0xF8FF), max_size=9),
+    st.integers(0, 3),
+    st.integers(0, 99),
+    st.sampled_from(["\ue001", "", "\ue000"]),
+)
+any_text = st.lists(st.one_of(any_char, marker_like), max_size=12).map("".join)
+# Text Jinja copies as it is: no tag openers.
+any_line = any_text.filter(lambda s: all(f"{{{c}" not in s for c in "{%#"))
+any_value = st.lists(st.one_of(any_text, st.sampled_from(["\n", "\r", "\r\n"])), max_size=4).map(
+    "".join
+)
+
+
+@st.composite
+def any_lines(draw: st.DrawFn, *, include: bool) -> list[str]:
+    """Lines of text, variable uses and (on a page) includes and raw blocks."""
+    kinds = ["text", "text", "v", "e"] + (["include", "raw"] if include else [])
+    lines = []
+    for _ in range(draw(st.integers(1, 10))):
+        kind = draw(st.sampled_from(kinds))
+        if kind == "text":
+            lines.append(draw(any_line))
+        elif kind in ("v", "e"):
+            lines.append(f"{draw(any_line)} {{{{ {kind} }}}}{draw(st.sampled_from(['', ' .']))}")
+        elif kind == "include":
+            lines.append("{% include '_s.md' %}")
+        else:
+            lines.append("{% raw %}" + draw(any_line) + " {{ v }}{% endraw %}")
+    return lines
+
+
+def _expected_origins(
+    lines: list[str], name: str, first: int, values: dict[str, str], snippet: list[str]
+) -> list[tuple[str, int] | None]:
+    """Where each rendered line of ``lines`` comes from (None: nothing to check)."""
+    expected: list[tuple[str, int] | None] = []
+    for n, line in enumerate(lines, start=first):
+        if line == "{% include '_s.md' %}":
+            expected += _expected_origins(snippet, "_s.md", 1, values, [])
+            continue
+        expected.append((name, n) if line.strip() else None)  # blank lines carry nothing
+        for var in ("v", "e"):
+            if f"{{{{ {var} }}}}" in line and not line.startswith("{% raw %}"):
+                expected += [None] * values[var].count("\n")  # the value's own lines
+    return expected
+
+
+@settings(
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    page=any_lines(include=True),
+    snippet=any_lines(include=False),
+    v=any_value,
+    e=any_value,
+)
+@pytest.mark.parametrize("whole_pages", [False, True], ids=["tag-by-tag", "whole-page"])
+def test_any_characters_render_as_jinja_and_map_home(
+    tmp_path: Path, page: list[str], snippet: list[str], v: str, e: str, whole_pages: bool
+) -> None:
+    """Private-use characters and marker look-alikes pass through untouched, everywhere."""
+    (tmp_path / "_s.md").write_bytes(("\n".join(["s0", *snippet]) + "\n").encode())
+    source = "\n".join(page) + "\n"
+    plain = (
+        jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path, encoding="utf-8"))
+        .from_string(source)
+        .render(v=v, e=e)
+    )
+    # "e" is site-wide (mkdocs.yml extra:), "v" the page's own (front matter, --set).
+    renderer = Renderer(tmp_path, variables={"e": e}, whole_pages=whole_pages)
+    for _ in range(2):  # and again with the snippet and tags compiled and cached
+        rendered = renderer.render(source, tmp_path / "p.md", variables={"v": v}, first_line=4)
+        assert rendered.text == plain
+        lines = rendered.text.split("\n")
+        assert len(rendered.line_map) == len(lines)
+        expected = _expected_origins(page, "p.md", 4, {"v": v, "e": e}, ["s0", *snippet])
+        assert len(expected) == len(lines)
+        for n, want in enumerate(expected):
+            if want is not None:
+                origin = rendered.line_map.origin(n)
+                assert (origin.path.name, origin.line) == want, (n, lines[n])
+
+
+def test_private_use_characters_in_a_guide_pass_through(tmp_path: Path) -> None:
+    """Icon-font glyphs in the page, a snippet, front matter and extra: stay as they are."""
+    from runbook.guide import load, render_guide
+
+    look_alike = "\ue000\ue0010,3\ue001 \ue0001,2\ue001 \uf8ff"
+    (tmp_path / "mkdocs.yml").write_text(
+        f'site_name: x\ndocs_dir: .\nextra:\n  icon: "{look_alike}"\n', encoding="utf-8"
+    )
+    (tmp_path / "_s.md").write_text(f"snippet {look_alike}\n", encoding="utf-8")
+    body = (
+        "# T \ue000\n\n* [ ] 1. Go \ue001\n\n### 1. Go \ue001 {{ icon }}\n\n"
+        f"{look_alike} {{{{ fm }}}}\n\n{{% include '_s.md' %}}\n\n"
+        "```bash\necho '\ue0000,1\ue001'\n```\n"
+    )
+    page = tmp_path / "p.md"
+    page.write_text(f'---\nfm: "{look_alike}"\n---\n{body}', encoding="utf-8")
+    plain = (
+        jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path, encoding="utf-8"))
+        .from_string(body)
+        .render(icon=look_alike, fm=look_alike)
+    )
+    rendered = render_guide(page)
+    assert rendered.text == plain
+    assert [str(rendered.line_map.origin(n)).rsplit("/", 1)[1] for n in (0, 4, 6, 8, 11)] == [
+        "p.md:4", "p.md:8", "p.md:10", "_s.md:1", "p.md:15",
+    ]  # fmt: skip
+    book = load(page)  # reading every line's origin used to fail on a stray \ue000
+    assert [s.title for s in book.steps] == [f"Go \ue001 {look_alike}"]
+    assert book.steps[0].actions[0].code == "echo '\ue0000,1\ue001'"
