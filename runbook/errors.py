@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runbook.model import Diagnostic, Origin
+
 # Documented exit codes (docs/cli.md keeps these in step).
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
@@ -42,6 +44,11 @@ class RunbookError(Exception):
     def __str__(self) -> str:
         loc = self.location
         return f"{loc}: {self.message}" if loc else self.message
+
+    def diagnostic(self) -> Diagnostic:
+        """Return this error as a lint diagnostic (its code is the error's class name)."""
+        origin = Origin(Path(self.path), self.line or 1) if self.path else None
+        return Diagnostic("error", origin, self.message, type(self).__name__, self.hint or "")
 
 
 class UsageError(RunbookError):

@@ -71,8 +71,13 @@ def render_guide(
     site: Site | None = None,
     sets: Mapping[str, str] | None = None,
     renderer: Renderer | None = None,
+    collect: bool = False,
 ) -> Rendered:
-    """Render ``path`` with its includes, as the site renders it."""
+    """Render ``path`` with its includes, as the site renders it.
+
+    With ``collect``, problems are returned in ``Rendered.problems`` instead of raised
+    (see :meth:`Renderer.render`); a guide that cannot be read or decoded still raises.
+    """
     path = path.absolute()
     site = site or load_site(path)
     source = read_guide(path)
@@ -80,16 +85,9 @@ def render_guide(
     meta, body, first = read_front_matter(text, path)
     renderer = renderer or Renderer(site.include_dir)
     rendered = renderer.render(
-        body, path, first_line=first, variables=page_variables(site, meta, sets)
+        body, path, first_line=first, variables=page_variables(site, meta, sets), collect=collect
     )
-    return Rendered(
-        path=rendered.path,
-        text=rendered.text,
-        line_map=rendered.line_map,
-        includes=rendered.includes,
-        front_matter=meta,
-        source=source,
-    )
+    return replace(rendered, front_matter=meta, source=source)
 
 
 def load(
@@ -98,8 +96,13 @@ def load(
     sets: Mapping[str, str] | None = None,
     site: Site | None = None,
     renderer: Renderer | None = None,
+    collect: bool = False,
 ) -> Runbook:
     """Load a guide into a Runbook; raise a GuideError (with file:line) when it cannot.
+
+    With ``collect`` (``runbook lint``), problems of rendering are diagnostics of the
+    Runbook, before those of parsing, and loading goes on past them; a page that cannot be
+    rendered at all has no steps, only its problems.
 
     A page of a guide that spans pages (its overview, or one of its step pages) loads as
     that whole guide, the overview's checklist its progress.
@@ -108,15 +111,16 @@ def load(
     site = site or load_site(path)
     section = find_section(site, path)
     if section is None:
-        return load_page(path, sets=sets, site=site, renderer=renderer)
+        return load_page(path, sets=sets, site=site, renderer=renderer, collect=collect)
     renderer = renderer or Renderer(site.include_dir)
-    overview = load_page(section.overview, sets=sets, site=site, renderer=renderer)
+    overview = load_page(section.overview, sets=sets, site=site, renderer=renderer, collect=collect)
     pages = [
         load_page(
             step.path,
             sets=sets,
             site=site,
             renderer=renderer,
+            collect=collect,
             page_step=(step.number, step.title),
         )
         for step in section.steps
@@ -130,12 +134,23 @@ def load_page(
     sets: Mapping[str, str] | None,
     site: Site,
     renderer: Renderer | None,
+    collect: bool = False,
     page_step: tuple[int, str] | None = None,
 ) -> Runbook:
     """Load one page (``page_step``: the step page of that number, see runbook.parse)."""
     from runbook.parse import build
 
-    rendered = render_guide(path, site=site, sets=sets, renderer=renderer)
+    rendered = render_guide(path, site=site, sets=sets, renderer=renderer, collect=collect)
+    if not rendered.complete:
+        return Runbook(
+            path=path,
+            title=path.name,
+            steps=(),
+            checklist=(),
+            diagnostics=rendered.problems,
+            rendered=rendered,
+            runtime_dir=site.runtime_dir,
+        )
     inputs = dict(site.inputs)
     meta_inputs = rendered.front_matter.get("inputs")
     if isinstance(meta_inputs, Mapping):
@@ -143,7 +158,9 @@ def load_page(
     inputs.update(sets or {})
     book = build(rendered, inputs=inputs, finder=block_finder(site), page_step=page_step)
     return replace(
-        book, runtime_dir=site.runtime_dir, diagnostics=book.diagnostics + _check_exec(book)
+        book,
+        runtime_dir=site.runtime_dir,
+        diagnostics=rendered.problems + book.diagnostics + _check_exec(book),
     )
 
 

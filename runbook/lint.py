@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runbook.errors import RunbookError
-from runbook.model import Diagnostic, Origin
+from runbook.model import Diagnostic
 from runbook.render import Renderer
 from runbook.site import Site, load_site
 
@@ -50,22 +50,26 @@ def pages_under(path: Path) -> Iterator[Path]:
 
 def error_diagnostic(exc: RunbookError) -> Diagnostic:
     """Turn a raised error into a diagnostic."""
-    origin = Origin(Path(exc.path), exc.line or 1) if exc.path else None
-    return Diagnostic("error", origin, exc.message, type(exc).__name__, exc.hint or "")
+    return exc.diagnostic()
 
 
 def lint_paths(paths: Iterable[Path]) -> LintResult:
-    """Lint every page under ``paths``."""
+    """Lint every page under ``paths``, reporting every problem in one pass.
+
+    Pages render collecting: a missing include, an undefined variable or a snippet Jinja
+    cannot read is reported where it is and the page is still parsed, so its other problems
+    show too. A problem in a snippet several pages include is reported once.
+    """
     from runbook.guide import load
 
     pages: list[Path] = []
-    diagnostics: list[Diagnostic] = []
+    diagnostics: dict[Diagnostic, None] = {}  # each once, in order
     renderers: dict[Path, Renderer] = {}
     for given in paths:
         try:
             found = list(pages_under(given))
         except RunbookError as exc:
-            diagnostics.append(error_diagnostic(exc))
+            diagnostics.setdefault(error_diagnostic(exc))
             continue
         for page in found:
             pages.append(page)
@@ -74,9 +78,10 @@ def lint_paths(paths: Iterable[Path]) -> LintResult:
                 renderer = renderers.get(site.include_dir)
                 if renderer is None:
                     renderer = renderers[site.include_dir] = Renderer(site.include_dir)
-                book = load(page, site=site, renderer=renderer)
+                book = load(page, site=site, renderer=renderer, collect=True)
             except RunbookError as exc:
-                diagnostics.append(error_diagnostic(exc))
+                diagnostics.setdefault(error_diagnostic(exc))
                 continue
-            diagnostics.extend(book.diagnostics)
+            for diagnostic in book.diagnostics:
+                diagnostics.setdefault(diagnostic)
     return LintResult(tuple(pages), tuple(diagnostics))

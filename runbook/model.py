@@ -376,6 +376,12 @@ class Rendered:
     """The page's YAML front matter."""
     source: bytes = field(default=b"", repr=False, hash=False, compare=False)
     """The guide file's bytes exactly as read, to detect later edits."""
+    problems: tuple[Diagnostic, ...] = ()
+    """What a collecting render (``runbook lint``) found wrong; a render that does not
+    collect raises the first problem instead."""
+    complete: bool = True
+    """False when the page itself could not be rendered (a collecting render only): the
+    text is then empty, and ``problems`` says why."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,11 @@ Most pages use Jinja only for ``{{ variables }}``, ``{% include %}`` and ``{% ra
 Such a page is rendered tag by tag: each distinct tag is compiled once per site, the text
 between tags is copied, and only lines after a tag need a marker. Compiling each page
 whole, which is most of what a Jinja render costs, is left to pages using anything else.
+
+``runbook lint`` renders collecting (``render(..., collect=True)``): a missing, cyclic,
+escaping or unparsable include renders as nothing and is recorded, undefined variables are
+recorded one per use, and the page is still rendered, so that everything else on it can be
+checked in the same pass.
 """
 
 from __future__ import annotations
@@ -23,21 +28,33 @@ import bisect
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, ClassVar, NoReturn
 
 import jinja2
 
-from runbook.errors import IncludeError, TemplateError
-from runbook.model import LineMap, Marks, Rendered, rel
+from runbook.errors import GuideError, IncludeError, TemplateError
+from runbook.model import Diagnostic, LineMap, Marks, Rendered, rel
 
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 # Shell idioms that Jinja reads as its own syntax; authors wrap them in {% raw %}.
 _SHELL_JINJA_RE = re.compile(r"\{\{\s*\.|\$\{#|\{\{\s*\$|\{#\s*\w+\[")
 _RAW_RE = re.compile(r"\{%-?\s*(raw|endraw)\s*-?%\}")
+_UNDEFINED_HINT = (
+    "define it in mkdocs.yml 'extra:', the page's front matter, or with --set name=value"
+)
+# An include statement with a constant name, for pages Jinja cannot read.
+_INCLUDE_SCAN_RE = re.compile(
+    r"""\{%[-+]?\s*include\s+(?:'([^'\\]*)'|"([^"\\]*)")(\s+ignore\s+missing\b)?"""
+)
+# Stands for an include that a collecting render leaves out (a cycle).
+_SKIPPED = "\x00skipped include"
+# A collecting render is done again for each include it leaves out; past this many, the
+# page is reported as one that cannot be rendered.
+_MAX_LEFT_OUT = 100
 _FRONT_MATTER_RE = re.compile(
     r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
 )
@@ -76,25 +93,32 @@ def _template_frames() -> Iterator[tuple[jinja2.Template, FrameType]]:
         frame = frame.f_back
 
 
-def _current_location() -> tuple[str, int]:
-    """Return the source file and line of the innermost template being rendered."""
-    for tmpl, frame in _template_frames():
-        return tmpl.filename or tmpl.name or "<page>", tmpl.get_corresponding_lineno(frame.f_lineno)
-    return "<page>", 0
+@dataclass
+class _Collect:
+    """What a collecting render found, and the includes it leaves out."""
+
+    problems: dict[tuple[str, str, int | None], GuideError] = field(default_factory=dict)
+    """Each problem once, by message and place, in the order found."""
+    skipped: set[tuple[str, int | None, str]] = field(default_factory=set)
+    """``(file, line, name)``: the include of ``name`` there renders as nothing."""
+
+    def add(self, problem: GuideError) -> None:
+        self.problems.setdefault((problem.message, str(problem.path), problem.line), problem)
 
 
 class _RecordingUndefined(jinja2.Undefined):
     """Record every use of an undefined variable so all can be reported at once."""
 
     __slots__ = ()
-    sink: ClassVar[list[_Undefined]] = []  # each Renderer subclasses this with its own list
+    renderer: ClassVar[Renderer]  # each Renderer subclasses this, naming itself
 
     def _record(self) -> None:
-        path, line = _current_location()
+        renderer = type(self).renderer
+        path, line = renderer.location()
         name = self._undefined_name or "?"
         if self._undefined_obj is not jinja2.utils.missing:
             name = f"{jinja2.utils.object_type_repr(self._undefined_obj)}.{name}"
-        type(self).sink.append(_Undefined(name, path, line))
+        renderer._undefined.append(_Undefined(name, path, line))
 
     def __str__(self) -> str:
         self._record()
@@ -156,7 +180,11 @@ class _SiteLoader(jinja2.BaseLoader):
 
 
 class _Environment(jinja2.Environment):
-    """An environment that reports include cycles instead of recursing forever."""
+    """An environment that reports include cycles instead of recursing forever.
+
+    While a render collects, an include that cannot be loaded is recorded and renders as
+    nothing.
+    """
 
     renderer: Renderer
 
@@ -164,11 +192,44 @@ class _Environment(jinja2.Environment):
         stack = [t.name or "<page>" for t, _ in _template_frames()]
         if template in stack:
             chain = [*reversed(stack[: stack.index(template) + 1]), template]
-            raise self.renderer.include_error(
+            error = self.renderer.include_error(
                 "include cycle: " + " -> ".join(chain),
                 hint="remove one of these includes",
             )
+            collect = self.renderer._collect
+            if collect is None:
+                raise error
+            collect.add(error)
+            return _SKIPPED
         return template
+
+    def _load_template(
+        self, name: str, globals: MutableMapping[str, Any] | None
+    ) -> jinja2.Template:
+        # Jinja's one loading path for include, import and extends (get_template,
+        # select_template); overridden to locate and, while collecting, skip failures.
+        renderer = self.renderer
+        collect = renderer._collect
+        if collect is not None:
+            site = renderer.location()
+            if name == _SKIPPED or (*site, name) in collect.skipped:
+                return renderer.empty_template()
+        try:
+            return super()._load_template(name, globals)
+        except jinja2.TemplateNotFound:
+            # Where it was included from, for the error; "ignore missing" may yet catch it.
+            renderer._missing = (name, *renderer.location())
+            raise
+        except (jinja2.TemplateSyntaxError, GuideError) as exc:
+            # Not found, leaving the root, binary, not UTF-8, or not Jinja.
+            if collect is None:
+                raise
+            if isinstance(exc, jinja2.TemplateSyntaxError):
+                collect.add(renderer._syntax_problem(exc, renderer._page_path()))
+            else:
+                collect.add(exc)
+            collect.skipped.add((*site, name))
+            return renderer.empty_template()
 
 
 @dataclass
@@ -190,7 +251,11 @@ class Renderer:
         self._tags: dict[str, jinja2.Template] = {}
         self.marks = Marks.new()
         """This renderer's position markers."""
-        undefined = type("Undefined", (_RecordingUndefined,), {"sink": self._undefined})
+        self._page: tuple[str, int] = ("", 1)  # the page compiled whole: its file, first line
+        self._collect: _Collect | None = None  # set while a render collects its problems
+        self._missing: tuple[str, str, int] | None = None  # the last include not found
+        self._empty: jinja2.Template | None = None
+        undefined = type("Undefined", (_RecordingUndefined,), {"renderer": self})
         env = _Environment(
             loader=_SiteLoader(self.include_root, self),
             undefined=undefined,
@@ -204,8 +269,30 @@ class Renderer:
 
     def include_error(self, message: str, *, hint: str | None = None) -> IncludeError:
         """Build an IncludeError located at the include statement being rendered."""
-        path, line = _current_location()
+        path, line = self.location()
         return IncludeError(message, path=path, line=line or None, hint=hint)
+
+    def location(self) -> tuple[str, int]:
+        """Return the source file and line of the innermost template being rendered."""
+        for tmpl, frame in _template_frames():
+            return self._position(tmpl, tmpl.get_corresponding_lineno(frame.f_lineno))
+        return "<page>", 0
+
+    def _position(self, tmpl: jinja2.Template, line: int) -> tuple[str, int]:
+        """Return file and line of ``line`` of template ``tmpl`` (the page starts late)."""
+        filename = tmpl.filename or tmpl.name or "<page>"
+        if tmpl.name is None and filename == self._page[0]:
+            line += self._page[1] - 1  # the page's body follows its front matter
+        return filename, line
+
+    def _page_path(self) -> Path:
+        return Path(self._page[0])
+
+    def empty_template(self) -> jinja2.Template:
+        """Return a template that renders as nothing (for a left-out include)."""
+        if self._empty is None:
+            self._empty = self.env.from_string("")
+        return self._empty
 
     @staticmethod
     def decode_bytes(data: bytes, path: Path) -> str:
@@ -288,8 +375,15 @@ class Renderer:
         *,
         first_line: int = 1,
         variables: Mapping[str, Any] | None = None,
+        collect: bool = False,
     ) -> Rendered:
-        """Render page body ``text`` (front matter removed) of file ``path``."""
+        """Render page body ``text`` (front matter removed) of file ``path``.
+
+        Raise a GuideError at the first problem; or, with ``collect``, return every problem
+        in ``Rendered.problems``: includes that cannot be loaded render as nothing, each
+        use of an undefined variable is one problem, and a page Jinja cannot render at all
+        comes back empty and not ``complete``, with the problems its includes show.
+        """
         if not _has_tags(text):
             return self._plain(text, path, first_line)
         context = {**self.variables, **(variables or {})}
@@ -297,7 +391,69 @@ class Renderer:
         fast = None if self.whole_pages else self._render_tags(text, path, first_line, context)
         if fast is not None:
             return fast
-        del self._undefined[:]
+        if collect:
+            return self._render_collecting(text, path, first_line, context)
+        try:
+            output = self._render_whole(text, path, first_line, context, None)
+        except Exception as exc:
+            problem = self._problem(exc, path)
+            if problem is None:
+                raise
+            raise problem from None
+        if self._undefined:
+            self._undefined_error()
+        return self._unmark(output, path, first_line)
+
+    def _render_collecting(
+        self, text: str, path: Path, first_line: int, context: dict[str, Any]
+    ) -> Rendered:
+        collect = _Collect()
+        try:
+            output = self._render_whole(text, path, first_line, context, collect)
+        except Exception as exc:
+            problem = self._problem(exc, path)
+            if problem is None:
+                raise
+            collect.add(problem)
+            for found in self._scan_includes(text, path, first_line):
+                collect.add(found)
+            return Rendered(
+                path=path,
+                text="",
+                line_map=LineMap(paths=tuple(self._paths), page=self._index(path), count=1),
+                problems=_diagnostics(collect, path),
+                complete=False,
+            )
+        seen: dict[tuple[str, str, int], None] = {}
+        for u in self._undefined:
+            seen.setdefault((u.name, u.path, u.line), None)
+        for name, where, line in seen:
+            collect.add(
+                TemplateError(
+                    f"undefined variable: '{name}' ({rel(where)}:{line})",
+                    path=where,
+                    line=line,
+                    hint=_UNDEFINED_HINT,
+                )
+            )
+        rendered = self._unmark(output, path, first_line)
+        return replace(rendered, problems=_diagnostics(collect, path))
+
+    def _render_whole(
+        self,
+        text: str,
+        path: Path,
+        first_line: int,
+        context: dict[str, Any],
+        collect: _Collect | None,
+    ) -> str:
+        """Compile the page as one template and render it; Jinja's exceptions propagate.
+
+        While collecting, a render stopped by an include (one not found, or failing as it
+        runs) is done again with that include left out, until the page renders.
+        """
+        self._page = (str(path), first_line)
+        self._missing = None
         try:
             try:
                 marked = self.mark(text, path, first_line, exact=False)
@@ -308,29 +464,108 @@ class Renderer:
             template = self.env.template_class.from_code(
                 self.env, code, self.env.make_globals(None), None
             )
-            output = template.render(context)
-        except jinja2.TemplateSyntaxError as exc:
-            self._syntax_error(exc, path, first_line)
-        except jinja2.TemplateNotFound as exc:
-            where, line = self._last_include_site(str(exc.name), path)
-            raise IncludeError(
-                f"include {exc.name!r} not found in {rel(self.include_root)}/",
-                path=where,
-                line=line,
-                hint=f"create {rel(self.include_root / str(exc.name))} or fix the name",
-            ) from None
-        except RecursionError:
-            raise IncludeError(
+            self._collect = collect
+            while True:
+                del self._undefined[:]
+                try:
+                    # Template.render would rewrite the traceback, losing the templates'
+                    # frames that place a failure.
+                    return self.env.concat(template.root_render_func(template.new_context(context)))
+                except Exception as exc:
+                    if collect is None or not self._leave_out(exc, collect):
+                        raise
+        finally:
+            self._collect = None
+
+    def _leave_out(self, exc: Exception, collect: _Collect) -> bool:
+        """Record an include that stopped a collecting render, to leave it out next time.
+
+        Return False when the failure is the page's own.
+        """
+        if isinstance(exc, jinja2.TemplateNotFound):
+            if self._missing is None or self._missing[0] != exc.name:
+                return False
+            key = (self._missing[1], self._missing[2], self._missing[0])
+            problem: GuideError = self._not_found(exc, self._page_path())
+        elif isinstance(exc, _RENDER_ERRORS) and not isinstance(exc, jinja2.TemplateSyntaxError):
+            frames = _traceback_templates(exc.__traceback__)
+            if len(frames) < 2 or frames[-1][0].name is None:
+                return False
+            (outer, outer_line), (inner, inner_line) = frames[-2], frames[-1]
+            assert inner.name is not None
+            key = (*self._position(outer, outer_line), inner.name)
+            where, line = self._position(inner, inner_line)
+            problem = TemplateError(f"cannot render: {exc}", path=where, line=line)
+        else:
+            return False
+        if key in collect.skipped or len(collect.skipped) >= _MAX_LEFT_OUT:
+            return False
+        collect.skipped.add(key)
+        collect.add(problem)
+        return True
+
+    def _problem(self, exc: BaseException, path: Path) -> GuideError | None:
+        """Return the GuideError telling what stopped the render of ``path``, or None."""
+        if isinstance(exc, GuideError):
+            return exc
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            return self._syntax_problem(exc, path)
+        if isinstance(exc, jinja2.TemplateNotFound):
+            return self._not_found(exc, path)
+        if isinstance(exc, RecursionError):
+            return IncludeError(
                 "includes nest too deeply (an include cycle?)",
                 path=path,
                 hint="check the chain of includes for a loop",
-            ) from None
-        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
-            where, line = _traceback_location(exc.__traceback__, path)
-            raise TemplateError(f"cannot render: {exc}", path=where, line=line) from None
-        if self._undefined:
-            self._undefined_error()
-        return self._unmark(output, path, first_line)
+            )
+        if isinstance(exc, _RENDER_ERRORS):
+            where, line = self._traceback_location(exc.__traceback__, path)
+            return TemplateError(f"cannot render: {exc}", path=where, line=line)
+        return None
+
+    def _not_found(self, exc: jinja2.TemplateNotFound, page: Path) -> IncludeError:
+        if self._missing is not None and self._missing[0] == exc.name:
+            where: str = self._missing[1]
+            line: int | None = self._missing[2] or None
+        else:
+            where, line = self._last_include_site(str(exc.name), page)
+        return IncludeError(
+            f"include {exc.name!r} not found in {rel(self.include_root)}/",
+            path=where,
+            line=line,
+            hint=f"create {rel(self.include_root / str(exc.name))} or fix the name",
+        )
+
+    def _scan_includes(self, text: str, path: Path, first_line: int) -> list[GuideError]:
+        """Check the includes written on a page Jinja cannot render, without rendering."""
+        problems: list[GuideError] = []
+        for n, line in _lines_outside_raw(text, first_line):
+            if "include" not in line:
+                continue
+            for match in _INCLUDE_SCAN_RE.finditer(line):
+                if match.group(3):
+                    continue  # "ignore missing"
+                name = match.group(1) if match.group(1) is not None else match.group(2)
+                try:
+                    self.env.get_template(name)  # loaded and compiled, not rendered
+                except jinja2.TemplateNotFound:
+                    problems.append(
+                        IncludeError(
+                            f"include {name!r} not found in {rel(self.include_root)}/",
+                            path=str(path),
+                            line=n,
+                            hint=f"create {rel(self.include_root / name)} or fix the name",
+                        )
+                    )
+                except IncludeError as exc:  # placed at the include line, not rendering
+                    problems.append(
+                        IncludeError(exc.message, path=str(path), line=n, hint=exc.hint)
+                    )
+                except GuideError as exc:  # a binary snippet, or not UTF-8
+                    problems.append(exc)
+                except jinja2.TemplateSyntaxError as exc:
+                    problems.append(self._syntax_problem(exc, path))
+        return problems
 
     def _render_tags(
         self, text: str, path: Path, first_line: int, context: Mapping[str, Any]
@@ -426,30 +661,25 @@ class Renderer:
                         return str(candidate), n
         return str(page), None
 
-    def _syntax_error(
-        self, exc: jinja2.TemplateSyntaxError, path: Path, first_line: int
-    ) -> NoReturn:
+    def _syntax_problem(self, exc: jinja2.TemplateSyntaxError, path: Path) -> TemplateError:
+        """Return the error for a syntax error in page ``path`` or one of its snippets."""
         where = Path(exc.filename) if exc.filename else path
+        is_page = where == path
+        first_line = self._page[1] if is_page and self._page[0] == str(path) else 1
         line = exc.lineno
-        if where == path:
+        if is_page:
             line += first_line - 1
         hint = "check the Jinja syntax"
         source = self._sources.get(where, "")
-        in_raw = False
-        for n, text in enumerate(split_lines(source), start=first_line if where == path else 1):
-            if _RAW_RE.search(text):
-                in_raw = "endraw" not in _RAW_RE.findall(text)[-1]
-                continue
-            if not in_raw and _SHELL_JINJA_RE.search(text):
+        for n, text in _lines_outside_raw(source, first_line if is_page else 1):
+            if _SHELL_JINJA_RE.search(text):
                 line = n
                 hint = (
                     "shell code that looks like Jinja ('{{.Name}}', '${#array[@]}') must be "
                     "wrapped in {% raw %}...{% endraw %}"
                 )
                 break
-        raise TemplateError(
-            f"Jinja syntax error: {exc.message}", path=where, line=line, hint=hint
-        ) from None
+        return TemplateError(f"Jinja syntax error: {exc.message}", path=where, line=line, hint=hint)
 
     def _undefined_error(self) -> NoReturn:
         seen: dict[tuple[str, str, int], None] = {}
@@ -462,20 +692,56 @@ class Renderer:
             f"undefined variable{'s' if len(items) > 1 else ''}: {listing}",
             path=first[1],
             line=first[2],
-            hint="define it in mkdocs.yml 'extra:', the page's front matter, or with "
-            "--set name=value",
+            hint=_UNDEFINED_HINT,
         )
 
+    def _traceback_location(self, tb: TracebackType | None, page: Path) -> tuple[str, int | None]:
+        """Return the innermost template position in a traceback."""
+        frames = _traceback_templates(tb)
+        if not frames:
+            return str(page), None
+        tmpl, line = frames[-1]
+        where, at = self._position(tmpl, line)
+        return (str(page) if where == "<page>" else where), at
 
-def _traceback_location(tb: TracebackType | None, page: Path) -> tuple[str, int | None]:
-    """Return the innermost template position in a traceback."""
-    where: tuple[str, int | None] = (str(page), None)
+
+# What a template can raise as it renders (an undefined value used, a bad filter argument).
+_RENDER_ERRORS = (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
+
+
+def _traceback_templates(tb: TracebackType | None) -> list[tuple[jinja2.Template, int]]:
+    """Return the templates in a traceback with their lines, outermost first."""
+    frames = []
     while tb is not None:
         tmpl = tb.tb_frame.f_globals.get("__jinja_template__")
         if tmpl is not None:
-            where = (tmpl.filename or str(page), tmpl.get_corresponding_lineno(tb.tb_lineno))
+            frames.append((tmpl, tmpl.get_corresponding_lineno(tb.tb_lineno)))
         tb = tb.tb_next
-    return where
+    return frames
+
+
+def _lines_outside_raw(text: str, first_line: int) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, line)`` of ``text`` outside ``{% raw %}`` blocks."""
+    in_raw = False
+    for n, line in enumerate(split_lines(text), start=first_line):
+        if _RAW_RE.search(line):
+            in_raw = "endraw" not in _RAW_RE.findall(line)[-1]
+            continue
+        if not in_raw:
+            yield n, line
+
+
+def _diagnostics(collect: _Collect, page: Path) -> tuple[Diagnostic, ...]:
+    """Return what a collecting render found: the page's own lines first, in order."""
+    found = [problem.diagnostic() for problem in collect.problems.values()]
+    found.sort(
+        key=lambda d: (
+            d.origin is None or d.origin.path != page,
+            str(d.origin.path) if d.origin else "",
+            d.origin.line if d.origin else 0,
+        )
+    )
+    return tuple(found)
 
 
 _TAG_RE = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)

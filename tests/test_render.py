@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runbook.errors import IncludeError, TemplateError
+from runbook.model import Rendered, rel
 from runbook.render import Renderer, split_front_matter
 
 VARIABLES = {"x": "X", "flag": True, "off": False, "items": ["a", "b"], "multi": "l1\nl2"}
@@ -408,6 +409,119 @@ def test_any_characters_render_as_jinja_and_map_home(
             if want is not None:
                 origin = rendered.line_map.origin(n)
                 assert (origin.path.name, origin.line) == want, (n, lines[n])
+
+
+def _problems(rendered: Rendered) -> list[tuple[str, int, str, str]]:
+    return [
+        (d.origin.path.name, d.origin.line, d.code, d.message)
+        for d in rendered.problems
+        if d.origin is not None
+    ]
+
+
+def test_collecting_render_reports_every_problem_and_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "_a.md").write_text("a\n{% include '_b.md' %}\n")
+    (tmp_path / "_b.md").write_text("b\n{% include '_a.md' %}\n")
+    (tmp_path / "_shell.md").write_text("ok\n{{.Names}}\n")
+    (tmp_path / "_div.md").write_text("d\n{{ 1 / 0 }}\n")
+    (tmp_path / "_ok.md").write_text("fine {{ x }}\n")
+    page = tmp_path / "p.md"
+    source = (
+        "{{ one }} and {{ two }}\n"  # line 3: the page body follows 2 lines of front matter
+        "{% include '_none.md' %}\n"
+        "{% include '_none.md' ignore missing %}\n"
+        "{% include '_none.md' %}\n"
+        "{% include '../outside.md' %}\n"
+        "{% include '_a.md' %}\n"
+        "{% include '_shell.md' %}\n"
+        "{% include '_div.md' %}\n"
+        "{% include '_ok.md' %}\n"
+        "last {{ one }}\n"
+    )
+    renderer = Renderer(tmp_path)
+    with pytest.raises(IncludeError, match=r"'_none\.md' not found") as info:
+        renderer.render(source, page, first_line=3, variables={"x": "X"})
+    assert info.value.line == 4  # the first problem, as without collecting
+    rendered = renderer.render(source, page, first_line=3, variables={"x": "X"}, collect=True)
+    assert rendered.complete
+    assert _problems(rendered) == [
+        ("p.md", 3, "TemplateError", f"undefined variable: 'one' ({rel(page)}:3)"),
+        ("p.md", 3, "TemplateError", f"undefined variable: 'two' ({rel(page)}:3)"),
+        ("p.md", 4, "IncludeError", "include '_none.md' not found in "
+         f"{rel(tmp_path)}/"),
+        ("p.md", 6, "IncludeError", "include '_none.md' not found in "
+         f"{rel(tmp_path)}/"),
+        ("p.md", 7, "IncludeError", "include '../outside.md' leaves the include root "
+         f"{rel(tmp_path)}/"),
+        ("p.md", 12, "TemplateError", f"undefined variable: 'one' ({rel(page)}:12)"),
+        ("_b.md", 2, "IncludeError", "include cycle: _a.md -> _b.md -> _a.md"),
+        ("_div.md", 2, "TemplateError", "cannot render: division by zero"),
+        ("_shell.md", 2, "TemplateError", "Jinja syntax error: unexpected '.'"),
+    ]  # fmt: skip
+    # An include that failed renders as nothing; the rest is there, every line in its place.
+    lines = rendered.text.split("\n")
+    assert lines == [" and ", "", "", "", "", "a", "b", "", "", "", "fine X", "last "]
+    origins = [rendered.line_map.origin(n) for n in range(len(lines))]
+    assert [(o.path.name, o.line) for o in origins][5:] == [
+        ("_a.md", 1), ("_b.md", 1), ("_b.md", 2), ("p.md", 9), ("p.md", 10),
+        ("_ok.md", 1), ("p.md", 12),
+    ]  # fmt: skip
+
+
+def test_collecting_render_of_a_page_jinja_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "_shell.md").write_text("{{.Names}}\n")
+    (tmp_path / "_ok.md").write_text("ok {% include '_nested-none.md' %}\n")
+    (tmp_path / "_bin.md").write_bytes(b"\x7fELF\x00")
+    source = (
+        "# T\n"
+        "{% include '_none.md' %}\n"
+        "{% raw %}{% include '_quoted.md' %}{% endraw %}\n"
+        "{% include '_gone.md' ignore missing %}\n"
+        "{% include '_shell.md' %}\n"
+        "{% include '_ok.md' %}\n"
+        "{% include '/etc/passwd' %}\n"
+        "docker ps --format '{{.Names}}'\n"
+        "{% include '_bin.md' %}\n"
+    )
+    rendered = Renderer(tmp_path).render(source, tmp_path / "p.md", first_line=5, collect=True)
+    assert not rendered.complete
+    assert rendered.text == ""
+    assert _problems(rendered) == [
+        ("p.md", 6, "IncludeError", f"include '_none.md' not found in {rel(tmp_path)}/"),
+        ("p.md", 11, "IncludeError", "include '/etc/passwd' leaves the include root "
+         f"{rel(tmp_path)}/"),
+        ("p.md", 12, "TemplateError", "Jinja syntax error: unexpected '.'"),
+        ("_bin.md", 1, "TemplateError", "this is a binary file, not markdown"),
+        ("_shell.md", 1, "TemplateError", "Jinja syntax error: unexpected '.'"),
+    ]  # fmt: skip
+
+
+def test_collecting_render_of_a_clean_page_is_the_render(tmp_path: Path) -> None:
+    (tmp_path / "_s.md").write_text("s {{ x }}\n")
+    source = "a {{ x }}\n{% if flag %}{% include '_s.md' %}{% endif %}\nb\n"
+    renderer = Renderer(tmp_path)
+    plain = renderer.render(source, tmp_path / "p.md", variables=VARIABLES)
+    collected = renderer.render(source, tmp_path / "p.md", variables=VARIABLES, collect=True)
+    assert collected.text == plain.text == "a X\ns X\nb"
+    assert collected.problems == () and collected.complete
+    assert [collected.line_map.origin(n) for n in range(3)] == [
+        plain.line_map.origin(n) for n in range(3)
+    ]
+
+
+def test_errors_are_placed_on_the_page_after_its_front_matter(tmp_path: Path) -> None:
+    page = tmp_path / "p.md"
+    cases = [
+        ("x\n{{ nope }}\n", TemplateError, 7, "undefined variable: 'nope'"),
+        ("x\n{% include '../up.md' %}\n", IncludeError, 7, "leaves the include root"),
+        ("x\n{% if flag %}{% include '_none.md' %}{% endif %}\n", IncludeError, 7, "not found"),
+        ("x\n{% if flag %}{{ 1 / 0 }}{% endif %}\n", TemplateError, 7, "division by zero"),
+        ("x\n{% if %}\n", TemplateError, 7, "Jinja syntax error"),
+    ]
+    for source, error, line, message in cases:
+        with pytest.raises(error, match=message) as info:
+            Renderer(tmp_path).render(source, page, first_line=6, variables=VARIABLES)
+        assert (info.value.path, info.value.line) == (str(page), line), source
 
 
 def test_private_use_characters_in_a_guide_pass_through(tmp_path: Path) -> None:
