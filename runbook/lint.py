@@ -65,6 +65,7 @@ def lint_paths(paths: Iterable[Path]) -> LintResult:
     pages: list[Path] = []
     diagnostics: dict[Diagnostic, None] = {}  # each once, in order
     renderers: dict[Path, Renderer] = {}
+    covered: set[Path] = set()  # pages whose steps a loaded guide already holds
     for given in paths:
         try:
             found = list(pages_under(given))
@@ -73,6 +74,8 @@ def lint_paths(paths: Iterable[Path]) -> LintResult:
             continue
         for page in found:
             pages.append(page)
+            if page.absolute() in covered:
+                continue  # a step page of a guide spanning pages, linted with its overview
             try:
                 site = load_site(page)
                 renderer = renderers.get(site.include_dir)
@@ -84,4 +87,5 @@ def lint_paths(paths: Iterable[Path]) -> LintResult:
                 continue
             for diagnostic in book.diagnostics:
                 diagnostics.setdefault(diagnostic)
+            covered.update([book.path, *(step.origin.path for step in book.steps)])
     return LintResult(tuple(pages), tuple(diagnostics))
