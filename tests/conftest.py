@@ -24,6 +24,19 @@ def runbook_cmd() -> list[str]:
 
 
 GUIDE = Path("docs/admin-guide/upgrading/parallel.md")
+SITE_PARTS = ("mkdocs.yml", "docs", "snippets", "sandbox")
+
+
+def copy_site(dest: Path, parts: tuple[str, ...] = SITE_PARTS) -> Path:
+    """Copy this repository's site (and sandbox) into ``dest``, without runtime leftovers."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in parts:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("var", "__pycache__"))
+        else:
+            shutil.copy(src, dest / name)
+    return dest
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +45,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from runbook.checklist import reset, set_steps
     from runbook.guide import load
 
-    work = tmp_path_factory.mktemp("site")
-    for name in ("mkdocs.yml", "docs", "snippets"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name)
-        else:
-            shutil.copy(src, work / name)
+    work = copy_site(tmp_path_factory.mktemp("site"), ("mkdocs.yml", "docs", "snippets"))
     # The working copy may carry ticks from `make demo`: start from a clean checklist.
     reset(load(work / GUIDE))
     set_steps(load(work / GUIDE), [1, 3], True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GUIDE, ROOT
+from tests.conftest import GUIDE, ROOT, copy_site
 
 SANDBOX = ROOT / "sandbox"
 DEFAULTS = {"frontdoor": 8080, "old": 8081, "new": 8082}
@@ -176,14 +175,7 @@ def test_provision_picks_free_ports_and_every_command_follows(tmp_path: Path) ->
 
 def test_the_demo_runs_while_another_sandbox_holds_the_default_ports(tmp_path: Path) -> None:
     """What `make demo` does, in a copy of the site, with the default ports taken."""
-    site = tmp_path / "site"
-    site.mkdir()
-    for name in ("mkdocs.yml", "docs", "snippets", "sandbox"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, site / name, ignore=shutil.ignore_patterns("var", "__pycache__"))
-        else:
-            shutil.copy(src, site / name)
+    site = copy_site(tmp_path / "site")
     env = sandbox_env(site / "sandbox" / "var")  # the copy's own default root
 
     def runbook(*args: str) -> subprocess.CompletedProcess[str]:

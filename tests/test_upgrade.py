@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import GUIDE, ROOT
+from tests.conftest import GUIDE, copy_site
 
 INSTALL = Path("docs/installation/index.md")
 
@@ -70,14 +69,7 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    root = tmp_path / "site"
-    root.mkdir()
-    for name in ("mkdocs.yml", "docs", "snippets", "sandbox"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("var", "__pycache__"))
-        else:
-            shutil.copy(src, root / name)
+    root = copy_site(tmp_path / "site")
     env = {
         **os.environ,
         "SBX_ROOT": str(tmp_path / "sbx"),
