@@ -753,31 +753,43 @@ _INCLUDE_TAG_RE = re.compile(r"""\{%\s*include\s+(?:'[^'\\]*'|"[^"\\]*")\s*%\}""
 _ENDRAW_RE = re.compile(r"\{%[-+]?\s*endraw")
 _MAX_TAGS = 4096
 _SPACE_RE = re.compile(r"\s*")
+_DASH_OPEN_RE = re.compile(r"\{[%{#]-")
 
 
 def _unmarkable_fast(text: str) -> set[int]:
-    """Like ``Renderer._unmarkable`` but with a regular expression instead of the lexer."""
+    """Like ``Renderer._unmarkable`` but with a regular expression instead of the lexer.
+
+    Lines are counted as ``split_lines`` counts them (a lone ``\r`` ends one too).
+    """
     skip: set[int] = set()
-    newlines = [m.start() for m in re.finditer("\n", text)]
+    starts = [m.end() for m in _NEWLINE_RE.finditer(text)]  # where lines 2, 3 … start
 
     def line_of(pos: int) -> int:  # 1-based line holding offset pos
-        return bisect.bisect_right(newlines, pos - 1) + 1
+        return bisect.bisect_right(starts, pos) + 1
+
+    def strip_before(start: int) -> None:
+        # "{%-" strips the whitespace before it, line breaks included.
+        before = start
+        while before > 0 and text[before - 1].isspace():
+            before -= 1
+        skip.update(range(line_of(before) + 1, line_of(start) + 1))
 
     for match in _TAG_RE.finditer(text):
         start, end = match.span()
         tag = match.group()
-        if "\n" in tag:
+        if "\n" in tag or "\r" in tag:
             skip.update(range(line_of(start) + 1, line_of(end - 1) + 1))
         if tag[2] == "-":
-            # "{%-" strips the whitespace before it, line breaks included.
-            before = start
-            while before > 0 and text[before - 1].isspace():
-                before -= 1
-            skip.update(range(line_of(before) + 1, line_of(start) + 1))
+            strip_before(start)
         if tag[-3] == "-":
             after = _SPACE_RE.match(text, end)
             stop = after.end() if after else end
             skip.update(range(line_of(end) + 1, line_of(stop) + 1))
+    if "-" in text:
+        # A tag Jinja ends at the end of the text without closing it ("{#-" last) strips
+        # just the same.
+        for match in _DASH_OPEN_RE.finditer(text):
+            strip_before(match.start())
     return skip
 
 
