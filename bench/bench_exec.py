@@ -12,7 +12,7 @@ so that machine noise hits them alike):
    shapes: one step of 200 ``.run`` blocks, 200 steps of one block each (200 checklist
    ticks), and one step of 200 ``$ echo N`` blocks whose output is checked (the closest
    match to what byexample and prysk do). Library level, without CLI start-up:
-   ``runbook.session.Session`` running 200 blocks, next to a bare pexpect loop
+   ``runbook.shell.Session`` running 200 blocks, next to a bare pexpect loop
    (``sendline`` + ``expect`` the prompt) as the floor of driving a shell through a pty.
 2. A command printing 100 MB: throughput of ``runbook exec`` (its stdout sent to
    /dev/null: the console is not what is measured; the transcript file is written as in
@@ -425,9 +425,9 @@ def bench_commands(
 def session_per_block(n: int, reps: int) -> Series | str:
     """Seconds per ``Session.run`` of a trivial block, shell start-up excluded."""
     try:
-        from runbook.session import Session
+        from runbook.shell import Session
     except ImportError as exc:
-        return f"runbook.session not importable: {exc}"
+        return f"runbook.shell not importable: {exc}"
     series = Series("session")
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(reps + 1):  # the first is a warm-up
@@ -564,7 +564,7 @@ def pty_seconds(pipeline: str, expected: int) -> float:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     os.set_blocking(fd, False)
-    while True:  # the same read pattern as runbook.session: poll, then a non-blocking read
+    while True:  # the same read pattern as runbook.shell: poll, then a non-blocking read
         poller.poll(100)
         try:
             data = os.read(fd, 65536)
@@ -696,10 +696,10 @@ def print_commands(res: dict[str, Any], n: int, reps: int) -> None:
 def print_library(session: Series | str, floor: Series, n: int) -> None:
     print(f"\n   Library level, {n} blocks in one running shell (start-up excluded), per command:")
     if isinstance(session, str):
-        print(f"   {'runbook.session.Session.run':<48} skipped: {session}")
+        print(f"   {'runbook.shell.Session.run':<48} skipped: {session}")
     else:
         print(
-            f"   {'runbook.session.Session.run':<48} {ms(session.median):>11} ms "
+            f"   {'runbook.shell.Session.run':<48} {ms(session.median):>11} ms "
             f"({ms(session.min)}..{ms(session.max)})"
         )
     print(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pexpect
 
 from runbook.redact import Redactor
-from runbook.session import LOCAL_SHELL, Base64Delivery, Session, Transport, TtyReadDetector
+from runbook.shell import LOCAL_SHELL, Base64Delivery, Session, Transport, TtyReadDetector
 
 
 def _vm(field: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -726,63 +727,109 @@ def build(
     ``page_step`` (number, title) makes the whole page that one step: a step page of a
     guide that spans pages, numbered by the site's nav.
     """
-    text = rendered.text
-    lines = text.split("\n")
-    diagnostics: list[Diagnostic] = []
-    walker = _Walker(rendered, rendered.path, lines, diagnostics)
-    page = (finder or default_finder()).find(text)
+    lines = rendered.text.split("\n")
+    walker = _Walker(rendered, rendered.path, lines, [])
+    found = _read(walker, finder or default_finder())
+    # The overview checklist: numbered items in the guide file itself, outside any step.
+    candidates = [(ln, it) for ln, it in found.tasks if it.in_guide and it.number is not None]
+    if page_step is None:
+        sections = _Sections.of_headings(found.headings, candidates, len(lines))
+    else:
+        # One step a page: the page from its first heading on, numbered by the nav.
+        candidates = []
+        sections = _Sections.of_page(_page_heading(walker, found.headings, *page_step), len(lines))
+    overview = [(ln, it) for ln, it in candidates if sections.step_of(ln) is None]
+    checklist = tuple(it for _, it in overview)
+    items = _numbered_items(walker, overview)
+    steps = _steps(walker, found, sections, items)
+    steps = _checklist_steps(walker, steps, overview)
+    _outside_steps(walker, found, sections)
+    _describe(walker, rendered, steps, checklist, found.headings, found)
+    _unattended_inputs(walker, steps, inputs or {})
+    title = str(rendered.front_matter.get("title") or "") or next(
+        (h.text for h in found.headings if h.level == 1), rendered.path.stem
+    )
+    walker.diag.sort(
+        key=lambda d: (str(d.origin.path) if d.origin else "", d.origin.line if d.origin else 0)
+    )
+    return Runbook(
+        path=rendered.path,
+        title=title,
+        steps=tuple(steps),
+        checklist=checklist,
+        diagnostics=tuple(walker.diag),
+        rendered=rendered,
+        blocks=tuple(action for _, action in found.actions),
+    )
+
+
+def _read(walker: _Walker, finder: BlockFinder) -> _Found:
+    """Walk the page's structure with the site's code blocks taken out whole."""
+    text = walker.rendered.text
+    page = finder.find(text)
     found = walker.walk(_parser(text).parse(text, {"blocks": {b.start: b for b in page.blocks}}))
     for block in page.blocks:
         walker.code(block)
     for problem in page.problems:
         walker.report("error", problem.line, problem.message, problem.code, problem.hint)
     _drop_inside_code(found, page.blocks)
-    headings = found.headings
+    return found
 
-    # The overview checklist: numbered items in the guide file itself, outside any step.
-    candidates = [(ln, it) for ln, it in found.tasks if it.in_guide and it.number is not None]
-    level = _step_level(headings, {it.number for _, it in candidates if it.number is not None})
-    step_heads = [
-        h
-        for h in headings
-        if level is not None and h.top and h.level == level and h.number is not None
-    ]
 
-    def section_end(h: _Heading) -> int:
-        for other in headings:
-            if other.line > h.line and other.top and other.level <= h.level:
-                return other.line
-        return len(lines)
+@dataclass(frozen=True)
+class _Sections:
+    """The lines of each step: (heading, first line, line after), in order, never overlapping."""
 
-    ranges = [(h, h.line, section_end(h)) for h in step_heads]
-    if page_step is not None:
-        # One step a page: the page from its first heading on, numbered by the nav.
-        candidates = []
-        head = _page_heading(walker, headings, *page_step)
-        step_heads, ranges = [head], [(head, head.line, len(lines))]
+    ranges: list[tuple[_Heading, int, int]]
 
-    starts = [start for _, start, _ in ranges]
+    @classmethod
+    def of_headings(
+        cls, headings: list[_Heading], items: list[tuple[int, CheckItem]], end: int
+    ) -> _Sections:
+        """Steps from numbered headings at the level the checklist's numbers point to."""
+        level = _step_level(headings, {it.number for _, it in items if it.number is not None})
 
-    def step_of(line: int) -> int | None:
-        # Step sections never overlap and are sorted: bisect instead of a scan.
-        idx = bisect.bisect_right(starts, line) - 1
-        if idx >= 0 and line < ranges[idx][2]:
+        def section_end(h: _Heading) -> int:
+            for other in headings:
+                if other.line > h.line and other.top and other.level <= h.level:
+                    return other.line
+            return end
+
+        return cls(
+            [
+                (h, h.line, section_end(h))
+                for h in headings
+                if level is not None and h.top and h.level == level and h.number is not None
+            ]
+        )
+
+    @classmethod
+    def of_page(cls, head: _Heading, end: int) -> _Sections:
+        """The whole page, from its heading on, as one step."""
+        return cls([(head, head.line, end)])
+
+    def step_of(self, line: int) -> int | None:
+        """Return the index of the step holding ``line``, or None."""
+        idx = bisect.bisect_right(self.starts, line) - 1
+        if idx >= 0 and line < self.ranges[idx][2]:
             return idx
         return None
 
-    actions_by = _group(found.actions, step_of)
-    adms_by = _group(found.admonitions, step_of)
-    tasks_by = _group(found.tasks, step_of)
-    tab_paths_by = _group(found.tab_paths, step_of)
-    directives_by = _group(
-        [(ln, (name, args, tabs)) for ln, name, args, tabs in found.directives], step_of
-    )
-    overview = [(ln, it) for ln, it in candidates if step_of(ln) is None]
-    checklist = tuple(it for _, it in overview)
-    items_by_number: dict[int, CheckItem] = {}
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        return [start for _, start, _ in self.ranges]
+
+    @property
+    def numbers(self) -> set[int]:
+        return {h.number for h, _, _ in self.ranges if h.number is not None}
+
+
+def _numbered_items(walker: _Walker, overview: list[tuple[int, CheckItem]]) -> dict[int, CheckItem]:
+    """Index the overview checklist by step number, reporting numbers used twice."""
+    items: dict[int, CheckItem] = {}
     for ln, it in overview:
         assert it.number is not None
-        if it.number in items_by_number:
+        if it.number in items:
             walker.report(
                 "error",
                 ln,
@@ -791,13 +838,26 @@ def build(
                 "number each overview item once",
             )
         else:
-            items_by_number[it.number] = it
+            items[it.number] = it
+    return items
 
+
+def _steps(
+    walker: _Walker, found: _Found, sections: _Sections, items: dict[int, CheckItem]
+) -> list[Step]:
+    """Build the steps of the sections, with what each holds, bound to their items."""
+    actions_by = _group(found.actions, sections.step_of)
+    adms_by = _group(found.admonitions, sections.step_of)
+    tasks_by = _group(found.tasks, sections.step_of)
+    tab_paths_by = _group(found.tab_paths, sections.step_of)
+    directives_by = _group(
+        [(ln, (name, args, tabs)) for ln, name, args, tabs in found.directives], sections.step_of
+    )
     steps: list[Step] = []
-    seen_numbers: set[int] = set()
-    for idx, (h, start, stop) in enumerate(ranges):
+    seen: set[int] = set()
+    for idx, (h, start, stop) in enumerate(sections.ranges):
         assert h.number is not None
-        if h.number in seen_numbers:
+        if h.number in seen:
             walker.report(
                 "error",
                 start,
@@ -805,54 +865,37 @@ def build(
                 "duplicate-step",
                 "renumber the step headings",
             )
-        seen_numbers.add(h.number)
-        actions = tuple(a for _, a in actions_by.get(idx, []))
-        adms = tuple(a for _, a in adms_by.get(idx, []))
-        subs = tuple(it for _, it in tasks_by.get(idx, []))
+        seen.add(h.number)
+        actions = actions_by.get(idx, [])
         directives = tuple(
             Directive(
                 name=name,
                 args=args,
                 origin=walker.origin(ln),
-                after=sum(1 for al, _ in actions_by.get(idx, []) if al < ln),
+                after=sum(1 for al, _ in actions if al < ln),
                 tabs=tabs,
                 target=_exec_target(name, args, walker.origin(ln)),
             )
             for ln, (name, args, tabs) in directives_by.get(idx, [])
         )
-        for d in directives:
-            if d.name == "repeat":
-                bad = [
-                    n for n in d.steps if n >= h.number or n not in {x.number for x in step_heads}
-                ]
-                if bad:
-                    diagnostics.append(
-                        Diagnostic(
-                            "error",
-                            d.origin,
-                            f"step {h.number} repeats step {bad[0]}, which is not an earlier step",
-                            "bad-directive",
-                            "repeat only steps that come before this one",
-                        )
-                    )
-        item = items_by_number.get(h.number)
-        steps.append(
-            Step(
-                number=h.number,
-                title=h.title,
-                origin=walker.origin(start),
-                level=h.level,
-                item=item,
-                actions=actions,
-                admonitions=adms,
-                subchecks=subs,
-                directives=directives,
-                tab_paths=tuple(path for _, path in tab_paths_by.get(idx, [])),
-                body="\n".join(lines[start + 1 : stop]).strip("\n"),
-                end_line=stop,
-            )
+        _check_repeats(walker, h.number, directives, sections.numbers)
+        item = items.get(h.number)
+        step = Step(
+            number=h.number,
+            title=h.title,
+            origin=walker.origin(start),
+            level=h.level,
+            item=item,
+            actions=tuple(a for _, a in actions),
+            admonitions=tuple(a for _, a in adms_by.get(idx, [])),
+            subchecks=tuple(it for _, it in tasks_by.get(idx, [])),
+            directives=directives,
+            tab_paths=tuple(path for _, path in tab_paths_by.get(idx, [])),
+            body="\n".join(walker.lines[start + 1 : stop]).strip("\n"),
+            end_line=stop,
         )
-        if item is None and items_by_number:
+        steps.append(step)
+        if item is None and items:
             walker.report(
                 "error",
                 start,
@@ -860,9 +903,9 @@ def build(
                 "step-without-item",
                 f"add '* [ ] {h.number}. {h.title}' to the overview checklist",
             )
-        for adm in adms:
+        for adm in step.admonitions:
             if adm.kind == "todo":
-                diagnostics.append(
+                walker.diag.append(
                     Diagnostic(
                         "warning",
                         adm.origin,
@@ -871,14 +914,41 @@ def build(
                         "finish the step and remove the todo admonition",
                     )
                 )
+    return steps
 
-    if not steps and checklist:
+
+def _check_repeats(
+    walker: _Walker, number: int, directives: tuple[Directive, ...], numbers: set[int]
+) -> None:
+    """Report a ``repeat`` of a step that is not an earlier one."""
+    for d in directives:
+        if d.name != "repeat":
+            continue
+        bad = [n for n in d.steps if n >= number or n not in numbers]
+        if bad:
+            walker.diag.append(
+                Diagnostic(
+                    "error",
+                    d.origin,
+                    f"step {number} repeats step {bad[0]}, which is not an earlier step",
+                    "bad-directive",
+                    "repeat only steps that come before this one",
+                )
+            )
+
+
+def _checklist_steps(
+    walker: _Walker, steps: list[Step], overview: list[tuple[int, CheckItem]]
+) -> list[Step]:
+    """Make manual steps of a checklist with no headings; else report items without one."""
+    if not steps:
         # A guide with only a checklist: each item is a manual step.
+        made: list[Step] = []
         for ln, it in overview:
             assert it.number is not None
-            if any(s.number == it.number for s in steps):
+            if any(s.number == it.number for s in made):
                 continue
-            steps.append(
+            made.append(
                 Step(
                     number=it.number,
                     title=_strip_number(it.text),
@@ -888,21 +958,25 @@ def build(
                     end_line=ln + 1,
                 )
             )
-    elif steps:
-        for ln, it in overview:
-            if it.number not in seen_numbers:
-                walker.report(
-                    "error",
-                    ln,
-                    f"checklist item {it.number} has no step heading",
-                    "item-without-step",
-                    f"add a heading like '### {it.number}. …' or remove the item",
-                )
+        return made
+    numbers = {s.number for s in steps}
+    for ln, it in overview:
+        if it.number not in numbers:
+            walker.report(
+                "error",
+                ln,
+                f"checklist item {it.number} has no step heading",
+                "item-without-step",
+                f"add a heading like '### {it.number}. …' or remove the item",
+            )
+    return steps
 
-    # Things outside steps.
+
+def _outside_steps(walker: _Walker, found: _Found, sections: _Sections) -> None:
+    """Report unfinished sections and .run blocks that are in no step."""
     for ln, adm in found.admonitions:
-        if step_of(ln) is None and adm.kind == "todo":
-            diagnostics.append(
+        if sections.step_of(ln) is None and adm.kind == "todo":
+            walker.diag.append(
                 Diagnostic(
                     "warning",
                     adm.origin,
@@ -911,26 +985,28 @@ def build(
                     "finish it and remove the todo admonition",
                 )
             )
-    orphan_runs = [a for ln, a in found.actions if step_of(ln) is None and a.kind == "run"]
-    for action in orphan_runs:
-        diagnostics.append(
-            Diagnostic(
-                "warning",
-                action.origin,
-                "a .run block outside any numbered step is never run",
-                "run-outside-step",
-                "move it under a numbered step heading",
+    for ln, action in found.actions:
+        if sections.step_of(ln) is None and action.kind == "run":
+            walker.diag.append(
+                Diagnostic(
+                    "warning",
+                    action.origin,
+                    "a .run block outside any numbered step is never run",
+                    "run-outside-step",
+                    "move it under a numbered step heading",
+                )
             )
-        )
-    _describe(walker, rendered, steps, checklist, headings, found)
-    defaults = dict(inputs or {})
+
+
+def _unattended_inputs(walker: _Walker, steps: list[Step], defaults: Mapping[str, str]) -> None:
+    """Warn of inputs a .run block needs that nothing gives a value."""
     for step in steps:
         for action in step.actions:
             if action.kind != "run":
                 continue
             for ph in action.placeholders:
                 if ph.name not in defaults:
-                    diagnostics.append(
+                    walker.diag.append(
                         Diagnostic(
                             "warning",
                             action.origin,
@@ -941,22 +1017,6 @@ def build(
                             f"{ph.name}=…" + ("" if ph.secret else " or an 'inputs:' default"),
                         )
                     )
-
-    title = str(rendered.front_matter.get("title") or "") or next(
-        (h.text for h in headings if h.level == 1), rendered.path.stem
-    )
-    diagnostics.sort(
-        key=lambda d: (str(d.origin.path) if d.origin else "", d.origin.line if d.origin else 0)
-    )
-    return Runbook(
-        path=rendered.path,
-        title=title,
-        steps=tuple(steps),
-        checklist=checklist,
-        diagnostics=tuple(diagnostics),
-        rendered=rendered,
-        blocks=tuple(action for _, action in found.actions),
-    )
 
 
 _T = TypeVar("_T")

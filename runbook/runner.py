@@ -65,7 +65,7 @@ from runbook.model import (
 )
 from runbook.parse import is_secret, prompt_commands
 from runbook.redact import Redactor
-from runbook.session import (
+from runbook.shell import (
     Answer,
     BlockResult,
     Operator,

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from runbook.errors import UsageError
 from runbook.redact import Redactor
-from runbook.session import (
+from runbook.shell import (
     LOCAL_SHELL,
     Answer,
     Base64Delivery,
@@ -33,11 +33,11 @@ from runbook.session import (
     SessionError,
     Transport,
     TtyReadDetector,
-    _chunks,
-    _EchoStripper,
-    _SentinelScanner,
     ssh_transport,
 )
+from runbook.shell.protocol import chunks as _chunks
+from runbook.shell.sentinel import EchoStripper as _EchoStripper
+from runbook.shell.sentinel import SentinelScanner as _SentinelScanner
 
 DELIVERIES = {
     "file": Transport("local", LOCAL_SHELL, FileDelivery, TtyReadDetector()),

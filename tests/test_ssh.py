@@ -22,7 +22,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from runbook.session import Answer, Outcome, Session, ssh_transport
+from runbook.shell import Answer, Outcome, Session, ssh_transport
 from tests.test_exec import RUNBOOK
 
 SSHD = "/usr/sbin/sshd"

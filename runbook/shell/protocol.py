@@ -1,0 +1,131 @@
+"""The shell code a session types, and the secret token its prompts carry.
+
+Everything typed at the prompt is one line without control characters. The token is
+printed by the shell in each prompt (with ``$?``) and when a block begins, always through
+a form its typed echo cannot match, so neither the echo nor a block's output can fake
+either mark.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+
+from runbook.errors import UsageError
+from runbook.shell.model import CONTROL, check_typable
+from runbook.shell.sentinel import SentinelScanner
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_VALUE_CHUNK = 1024
+
+# Runs on ERR: leave the sourced block (or the subshell it forked) with the failing status.
+_TRAP = (
+    '__rb_s=$?; if [[ $BASHPID != "$__rb_pid" ]]; then builtin exit "$__rb_s"; '
+    'elif ((${#BASH_SOURCE[@]})); then builtin return "$__rb_s"; fi'
+)
+# Reads $2 typed lines into the variable named $1, exported when $3 is x.
+_DEFINE = (
+    "__rb_define() { local __rb_l __rb_v= __rb_i; "
+    "for ((__rb_i = 0; __rb_i < $2; __rb_i++)); do "
+    "IFS= builtin read -r __rb_l || builtin return 1; __rb_v+=$__rb_l; done; "
+    'builtin printf -v "$1" %s "$__rb_v" || builtin return 1; '
+    'if [[ ${3-} == x ]]; then builtin export "$1"; fi; }'
+)
+
+
+class Sentinels:
+    """A session's token and the scanners for the marks the shell prints with it."""
+
+    def __init__(self) -> None:
+        token = secrets.token_hex(8)
+        self.token = token
+        self.prompt = SentinelScanner(f"__RB{token}:".encode(), b";")
+        """Finds the prompt, which carries the last status: a block or a typed line ended."""
+        # Printed by the shell when it starts a block: until then a read on the terminal
+        # is bash reading the typed line, not a command waiting for input.
+        self.begin = SentinelScanner(f"__RG{token}:".encode(), b";")
+        """Finds the mark the shell prints as it starts running a block."""
+        # The token is printed through %s so the echo of this line never holds the marker.
+        self.block_line = (
+            b'builtin printf "__RG%s:0;" '
+            + token.encode()
+            + b'; __rb_arm; builtin source "$__rb_file"'
+        )
+        """The line (without its newline) that runs the delivered block."""
+
+    def setup_line(self, delivery_setup: str) -> bytes:
+        """Return the line that prepares a fresh shell; its status says whether it worked."""
+        token = self.token
+        # The empty \[\] pair renders as nothing, so only the printed prompt, never the
+        # echo of this line, contains the token in one piece.
+        ps1 = f"'__RB{token[:8]}\\[\\]{token[8:]}:$?;'"
+        parts = [
+            f"PS1={ps1}; PS2=''; PS0=''; PS4='+ '",
+            "unset PROMPT_COMMAND MAILCHECK HISTFILE",
+            "set +o history +H",
+            "stty -opost 2>/dev/null",
+            "__rb_pid=$BASHPID",
+            f"__rb_arm() {{ builtin trap {shlex.quote(_TRAP)} ERR; builtin set -E; }}",
+            _DEFINE,
+            delivery_setup,
+            "builtin readonly PS1 PS2 PS0 __rb_pid",
+            "builtin readonly -f __rb_arm __rb_define",
+            # Last, so its status is the setup's: the block file's directory must exist.
+            "[[ -d ${__rb_file%/*} && -w ${__rb_file%/*} ]]",
+        ]
+        line = "; ".join(parts)
+        check_typable(line, "the shell setup")
+        return line.encode() + b"\n"
+
+    def sync_line(self, attempt: int) -> tuple[bytes, bytes]:
+        """Return a line printing a mark unique to ``attempt``, and that mark."""
+        tag = f"{self.token[:6]}x{attempt}"
+        # Printed through %s, so the echo of the typed line never holds the token.
+        line = f"builtin printf '__RBSYNC%s\\n' {tag}\n".encode()
+        return line, f"__RBSYNC{tag}".encode()
+
+
+def check_variable(name: str, value: str) -> None:
+    """Raise UsageError unless ``value`` can be typed into shell variable ``name``."""
+    if not _NAME.match(name) or name.startswith("__rb"):
+        raise UsageError(
+            f"{name!r} is not a usable shell variable name",
+            hint="use letters, digits and underscores, not starting with a digit",
+        )
+    if CONTROL.search(value):
+        raise UsageError(
+            f"the value for {name} contains a control character",
+            hint="values cannot hold newlines, tabs or other control characters",
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"the value for {name} is not valid text") from None
+
+
+def define_lines(name: str, value: str, export: bool) -> tuple[bytes, bytes]:
+    """Return the command that reads a value into ``name``, and the lines it reads.
+
+    The value is read by ``read -r`` in chunks below the terminal's line limit, so its
+    bytes are data, never code.
+    """
+    pieces = chunks(value, _VALUE_CHUNK)
+    flag = " x" if export else ""
+    payload = b"".join(piece + b"\n" for piece in pieces)
+    return f"__rb_define {name} {len(pieces)}{flag}\n".encode(), payload
+
+
+def chunks(value: str, limit: int) -> list[bytes]:
+    """Split ``value`` into UTF-8 pieces of at most ``limit`` bytes, on character bounds."""
+    pieces: list[bytes] = []
+    current = bytearray()
+    for char in value:
+        encoded = char.encode("utf-8")
+        if len(current) + len(encoded) > limit:
+            pieces.append(bytes(current))
+            current.clear()
+        current += encoded
+    if current:
+        pieces.append(bytes(current))
+    return pieces
