@@ -1,0 +1,340 @@
+"""What a code block asks of ``exec``: run it, offer it, or only show it; its options, answers
+and inputs. One home for the rules of placeholders and secret names."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+
+from runbook.blocks import CodeBlock
+from runbook.model import Action, ActionKind, Answer, Origin, Placeholder, PromptCommand, TabRef
+
+Problem = Callable[[str, str, str], None]
+"""Report an error at the block: (message, code, hint)."""
+
+SHELL_LANGS = frozenset(
+    {"bash", "sh", "shell", "console", "zsh", "ksh", "shell-session", "sh-session", "terminal"}
+)
+RUN_OPTIONS = frozenset({"host", "timeout", "title", "linenums", "hl_lines", "id"})
+_ANSWER_RE = re.compile(r"^(expect|send)(\d*)$")
+_PLACEHOLDER_RE = re.compile(r"(?<!<)<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
+_SECRET_RE = re.compile(
+    r"pass(word|wd|phrase)?|pwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credential",
+    re.I,
+)
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+_SETTING_RE = re.compile(r"^[\w.-]+\s*[=:]\s")
+_ASSIGNMENT_RE = re.compile(r"^[A-Z_][A-Z0-9_]*=\S")
+_FILEISH_TITLE_RE = re.compile(r"^[~/.]|^\S+\.\w{1,6}$")
+_COMMAND_WORDS = frozenset(
+    [
+        "sudo",
+        "cd",
+        "ls",
+        "cp",
+        "mv",
+        "rm",
+        "mkdir",
+        "rmdir",
+        "cat",
+        "echo",
+        "printf",
+        "systemctl",
+        "service",
+        "apt",
+        "apt-get",
+        "yum",
+        "dnf",
+        "mysql",
+        "mysqldump",
+        "mysqladmin",
+        "psql",
+        "pg_dump",
+        "pg_restore",
+        "curl",
+        "wget",
+        "tar",
+        "gzip",
+        "gunzip",
+        "zcat",
+        "scp",
+        "rsync",
+        "ssh",
+        "chown",
+        "chmod",
+        "ln",
+        "docker",
+        "kubectl",
+        "git",
+        "java",
+        "export",
+        "tail",
+        "journalctl",
+        "grep",
+        "sed",
+        "awk",
+        "find",
+        "touch",
+        "unzip",
+        "zip",
+        "ps",
+        "kill",
+        "pkill",
+        "ufw",
+        "certbot",
+        "nginx",
+        "python",
+        "python3",
+        "pip",
+        "pip3",
+        "bash",
+        "sh",
+        "source",
+        ".",
+        "openssl",
+        "tee",
+        "head",
+        "less",
+        "df",
+        "du",
+        "free",
+        "ping",
+        "nc",
+        "diff",
+        "crontab",
+        "usermod",
+        "useradd",
+        "id",
+        "whoami",
+        "hostnamectl",
+        "timedatectl",
+        "reboot",
+        "shutdown",
+        "dpkg",
+        "snap",
+        "add-apt-repository",
+        "sleep",
+        "test",
+        "set",
+        "unset",
+        "env",
+        "which",
+        "install",
+        "make",
+        "npm",
+        "node",
+        "mvn",
+        "gradle",
+        "sha256sum",
+        "md5sum",
+        "stat",
+        "date",
+        "wc",
+        "sort",
+        "uniq",
+        "xargs",
+        "read",
+        "exit",
+    ]
+)
+
+
+def action_of(
+    block: CodeBlock,
+    origin: Origin,
+    tabs: tuple[TabRef, ...],
+    admonitions: tuple[str, ...],
+    problem: Problem,
+) -> Action:
+    """Return the action a code block is, reporting what is wrong with its options."""
+    code, fenced, attrs = block.code, block.fenced, block.attrs
+    classes = tuple(value for key, value in attrs if key == "class")
+    lang = block.lang
+    if lang == "run" and "run" in classes:
+        # ```{ .run .bash }: superfences takes the first class as the language
+        lang = next((c for c in classes if c != "run"), "")
+    kind = _kind(lang, attrs, classes, code, fenced, problem)
+    if kind == "shown":
+        # Shown blocks never run: no inputs, host or answers to work out.
+        return Action("shown", lang, code, origin, fenced, attrs, tabs, admonitions)
+    prompt = prompt_commands(code)
+    options = dict(attrs)
+    timeout = _timeout(options.get("timeout"), problem) if kind == "run" else None
+    answers = _answers(attrs, problem) if kind == "run" else ()
+    commands = "\n".join(c for c, _, _ in prompt) if prompt else code
+    return Action(
+        kind=kind,
+        lang=lang,
+        code=code,
+        origin=origin,
+        fenced=fenced,
+        attrs=attrs,
+        tabs=tabs,
+        admonitions=admonitions,
+        host=options.get("host") or "local",
+        expects_output=bool(prompt),
+        placeholders=_placeholders(commands + "".join("\n" + a.send for a in answers)),
+        timeout=timeout,
+        answers=answers,
+        commands=tuple(PromptCommand(c, tuple(out), at) for c, out, at in prompt),
+    )
+
+
+def _kind(
+    lang: str,
+    attrs: tuple[tuple[str, str], ...],
+    classes: tuple[str, ...],
+    code: str,
+    fenced: bool,
+    problem: Problem,
+) -> ActionKind:
+    if "run" in classes:
+        if lang and lang.lower() not in SHELL_LANGS:
+            problem(
+                f"a {lang} block is marked .run but only shell blocks can run",
+                "run-not-shell",
+                "remove .run, or make it a bash block",
+            )
+            return "shown"
+        for key, _ in attrs:
+            if key == "class" or key in RUN_OPTIONS or _ANSWER_RE.match(key):
+                continue
+            close = difflib.get_close_matches(key, [*RUN_OPTIONS, "expect", "send"], n=1)
+            problem(
+                f"unknown .run option {key!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else ""),
+                "unknown-run-option",
+                "known options: host, timeout, expect/send (expect2/send2, …), title",
+            )
+        return "run"
+    title = dict(attrs).get("title", "")
+    if title and _FILEISH_TITLE_RE.match(title):
+        return "shown"  # a file's contents, titled with its path
+    if lang.lower() in SHELL_LANGS:
+        return "suggested"
+    if not lang and _looks_like_commands(code):
+        return "suggested"
+    return "shown"
+
+
+def _timeout(value: str | None, problem: Problem) -> float | None:
+    if value is None:
+        return None
+    match = _DURATION_RE.fullmatch(value)
+    if not match:
+        problem(
+            f"timeout {value!r} is not a duration",
+            "bad-timeout",
+            'write timeout="900" (seconds) or "15m"',
+        )
+        return None
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    return float(match.group(1)) * scale
+
+
+def _answers(attrs: tuple[tuple[str, str], ...], problem: Problem) -> tuple[Answer, ...]:
+    expects: dict[str, str] = {}
+    sends: dict[str, str] = {}
+    for key, value in attrs:
+        match = _ANSWER_RE.match(key)
+        if match:
+            (expects if match.group(1) == "expect" else sends)[match.group(2)] = value
+    answers = []
+    for suffix in sorted(set(expects) | set(sends), key=lambda s: int(s or 1)):
+        if suffix not in expects or suffix not in sends:
+            have = "expect" if suffix in expects else "send"
+            miss = "send" if have == "expect" else "expect"
+            problem(
+                f"{have}{suffix} has no matching {miss}{suffix}",
+                "unpaired-answer",
+                f'add {miss}{suffix}="…"',
+            )
+            continue
+        answers.append(Answer(expect=expects[suffix], send=sends[suffix]))
+    return tuple(answers)
+
+
+def prompt_commands(code: str) -> list[tuple[str, list[str], int]]:
+    """Split a ``$ `` block into (command, expected output lines, 0-based line); [] if not one.
+
+    ``> `` lines right after a command continue it, as bash's PS2 shows them.
+    """
+    if "$ " not in code:
+        return []
+    lines = code.rstrip("\n").split("\n")
+    first = next((ln for ln in lines if ln.strip()), "")
+    if not first.lstrip().startswith("$ "):
+        return []
+    units: list[tuple[str, list[str], int]] = []
+    for index, line in enumerate(lines):
+        stripped = line.lstrip()
+        if stripped.startswith("$ "):
+            units.append((stripped[2:], [], index))
+        elif stripped.startswith("> ") and units and not units[-1][1]:
+            command, expected, at = units[-1]
+            units[-1] = (command + "\n" + stripped[2:], expected, at)
+        elif units:
+            units[-1][1].append(line)
+    return units
+
+
+def _looks_like_commands(code: str) -> bool:
+    first = next((ln.strip() for ln in code.split("\n") if ln.strip()), "")
+    if not first or first.startswith("#!"):
+        return bool(first)
+    if first.startswith("$ "):
+        return True
+    if _SETTING_RE.match(first) or first.startswith(("<", "{", "[", "-", "#")):
+        return False
+    word = first.split()[0]
+    if word.startswith(("./", "/", "~")):
+        # A path runs as a program when it has arguments or looks like one; a block that
+        # only lists files (config locations, say) is shown.
+        return " " in first or word.endswith(".sh") or "/bin/" in word
+    return word in _COMMAND_WORDS or bool(_ASSIGNMENT_RE.match(first))
+
+
+def _placeholders(code: str) -> tuple[Placeholder, ...]:
+    if "<" not in code:
+        return ()
+    seen: dict[str, Placeholder] = {}
+    for match in _PLACEHOLDER_RE.finditer(code):
+        name = match.group(1)
+        if name.lower() in _HTML_TAGS:
+            continue
+        seen.setdefault(name, Placeholder(name, is_secret(name)))
+    return tuple(seen.values())
+
+
+_HTML_TAGS = frozenset(
+    [
+        "a",
+        "b",
+        "i",
+        "p",
+        "br",
+        "hr",
+        "em",
+        "div",
+        "span",
+        "code",
+        "pre",
+        "strong",
+        "small",
+        "sup",
+        "sub",
+        "li",
+        "ul",
+        "ol",
+        "table",
+        "tr",
+        "td",
+        "th",
+    ]
+)
+
+
+def is_secret(name: str) -> bool:
+    """Tell whether a placeholder names a secret (password, token, key …)."""
+    return bool(_SECRET_RE.search(name))
