@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
+from runbook.actions import is_secret, prompt_commands
 from runbook.checklist import runtime_dir, snapshot
 from runbook.errors import (
     EXIT_INTERRUPTED,
@@ -63,7 +64,6 @@ from runbook.model import (
     TabRef,
     rel,
 )
-from runbook.parse import is_secret, prompt_commands
 from runbook.redact import Redactor
 from runbook.shell import (
     Answer,
