@@ -19,10 +19,10 @@ SHELL_LANGS = frozenset(
 RUN_OPTIONS = frozenset({"host", "timeout", "title", "linenums", "hl_lines", "id"})
 _ANSWER_RE = re.compile(r"^(expect|send)(\d*)$")
 _PLACEHOLDER_RE = re.compile(r"(?<!<)<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
-_SECRET_RE = re.compile(
-    r"pass(word|wd|phrase)?|pwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credential",
-    re.I,
-)
+# A name is secret when it holds one of these, or when one of its words is a secret word.
+_SECRET_RE = re.compile(r"pass(word|wd|phrase)|secret|token|credential", re.I)
+_SECRET_WORDS = frozenset({"key", "keys", "private", "pass", "pwd", "pin", "passwd", "password"})
+_WORD_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
 _SETTING_RE = re.compile(r"^[\w.-]+\s*[=:]\s")
 _ASSIGNMENT_RE = re.compile(r"^[A-Z_][A-Z0-9_]*=\S")
@@ -337,4 +337,6 @@ _HTML_TAGS = frozenset(
 
 def is_secret(name: str) -> bool:
     """Tell whether a placeholder names a secret (password, token, key …)."""
-    return bool(_SECRET_RE.search(name))
+    if _SECRET_RE.search(name):
+        return True
+    return any(word.lower() in _SECRET_WORDS for word in _WORD_RE.findall(name))
