@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +18,16 @@ def runtime_dir(book: Runbook) -> Path:
     """Return the runtime folder, created private and git-ignored."""
     folder = book.runtime_dir or book.path.parent / ".runbook"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        # A link or another user's folder here would let them choose what runbook writes.
+        raise StateError(
+            "the runtime folder is "
+            + ("a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a private folder of yours")
+            + ": runbook writes its journal and locks only into its own folder",
+            path=folder,
+            hint=f"remove {folder} (runbook makes it again), or run as its owner",
+        )
     ignore = folder / ".gitignore"
     if not ignore.exists():
         ignore.write_text(GITIGNORE)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,17 +43,65 @@ class Site:
 
     @property
     def runtime_dir(self) -> Path:
-        """The one git-ignored folder for journals, transcripts and locks."""
-        return self.root / RUNTIME_DIR
+        """The one git-ignored folder for journals, transcripts and locks.
+
+        Beside the site when its folder is the user's (or root's) and others cannot write
+        it; else in the user's own state folder, never where another user could plant it.
+        """
+        if not distrust(self.root):
+            return self.root / RUNTIME_DIR
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        return Path(state) / "runbook" / f"{self.root.name or 'root'}-{digest}"
+
+
+def distrust(path: Path) -> str:
+    """Say why ``path`` may hold what another user wrote; empty when it is safe to use.
+
+    Safe: owned by the invoking user or root, and writable by no one else. A folder others
+    can write (such as /tmp) can hold a file anyone planted, whoever it names as owner.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return ""
+    if info.st_uid not in (0, os.geteuid()):
+        return f"belongs to {_user_name(info.st_uid)}, not to you or root"
+    if info.st_mode & 0o022:
+        return "can be written by other users"
+    return ""
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"user id {uid}"
 
 
 def find_config(start: Path) -> Path | None:
-    """Return the nearest ``mkdocs.yml`` at or above ``start``'s folder."""
+    """Return the nearest ``mkdocs.yml`` at or above ``start``'s folder.
+
+    The search climbs only through folders no other user can write: above one that others
+    can write (``/tmp``), a config may be anyone's, so the guide is a lone guide there. A
+    config found that another user owns or can change is refused, saying why.
+    """
     folder = start if start.is_dir() else start.parent
     for candidate in [folder, *folder.parents]:
+        if distrust(candidate):
+            return None
         for name in CONFIG_NAMES:
             path = candidate / name
             if path.is_file():
+                why = distrust(path)
+                if why:
+                    raise ConfigError(
+                        f"{why}: runbook does not take its configuration from a file "
+                        "another user can change",
+                        path=path,
+                        hint=f"make it yours and private to you (chown and chmod go-w {path}),"
+                        " or move the guide out of this folder",
+                    )
                 return path
     return None
 
@@ -142,6 +193,13 @@ def site_from_config(config_file: Path, config: Mapping[str, Any]) -> Site:
     else:
         include, plugin = None, ""
     include_dir = root / str(include) if include else docs_dir
+    why = distrust(include_dir)
+    if why:
+        raise ConfigError(
+            f"the include folder {include_dir} {why}: its snippets could be anyone's",
+            path=config_file,
+            hint=f"make it yours and private to you (chown and chmod go-w {include_dir})",
+        )
     extra = config.get("extra") or {}
     if not isinstance(extra, Mapping):
         raise ConfigError("'extra:' must be a mapping", path=config_file)
