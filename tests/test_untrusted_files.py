@@ -61,7 +61,7 @@ def test_an_include_folder_others_can_write_is_refused(tmp_path: Path) -> None:
     (tmp_path / "inc").mkdir()
     (tmp_path / "inc").chmod(0o777)
     (tmp_path / "guide.md").write_text(GUIDE)
-    with pytest.raises(ConfigError, match="include folder .* can be written by other users"):
+    with pytest.raises(ConfigError, match=r"include folder .* can be written by other users"):
         load(tmp_path / "guide.md")
 
 
