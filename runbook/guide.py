@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from runbook.blocks import BlockFinder, default_finder, finder_for
-from runbook.errors import GuideError, UsageError
 from runbook.model import Diagnostic, Directive, Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
 from runbook.section import find_section, merge
 from runbook.site import Site, front_matter_data, load_site
-
-# Real guides are well under 1 MB; far larger files are generated or mistaken.
-MAX_GUIDE_BYTES = 4 * 1024 * 1024
+from runbook.source import read_source
 
 
 def read_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
@@ -42,27 +39,7 @@ def page_variables(
 
 def read_guide(path: Path) -> bytes:
     """Read a guide file's bytes, with clear errors for what is not a readable guide."""
-    try:
-        if path.is_dir():
-            raise UsageError(
-                "is a folder, not a guide", path=path, hint="name a markdown file inside it"
-            )
-        size = path.stat().st_size
-        if size > MAX_GUIDE_BYTES:
-            raise GuideError(
-                f"is {size / 1e6:.1f} MB; guides are limited to "
-                f"{MAX_GUIDE_BYTES // (1024 * 1024)} MiB",
-                path=path,
-                hint="split it into several pages, or check that this is the guide you meant",
-            )
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError("no such file", path=path, hint="check the guide's path") from None
-    except PermissionError:
-        raise UsageError("permission denied", path=path, hint="check the file's mode") from None
-    except OSError as exc:
-        raise GuideError(f"cannot read: {exc.strerror}", path=path) from None
-    return data
+    return read_source(path, "guide")
 
 
 def render_guide(
