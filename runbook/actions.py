@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 
 from runbook.blocks import CodeBlock
+from runbook.inputs import PLACEHOLDER_RE
 from runbook.model import Action, ActionKind, Answer, Origin, Placeholder, PromptCommand, TabRef
 
 Problem = Callable[[str, str, str], None]
@@ -18,7 +19,6 @@ SHELL_LANGS = frozenset(
 )
 RUN_OPTIONS = frozenset({"host", "timeout", "title", "linenums", "hl_lines", "id"})
 _ANSWER_RE = re.compile(r"^(expect|send)(\d*)$")
-_PLACEHOLDER_RE = re.compile(r"(?<!<)<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
 # A name is secret when it holds one of these, or when one of its words is a secret word.
 _SECRET_RE = re.compile(r"pass(word|wd|phrase)|secret|token|credential", re.I)
 _SECRET_WORDS = frozenset({"key", "keys", "private", "pass", "pwd", "pin", "passwd", "password"})
@@ -299,7 +299,7 @@ def _placeholders(code: str) -> tuple[Placeholder, ...]:
     if "<" not in code:
         return ()
     seen: dict[str, Placeholder] = {}
-    for match in _PLACEHOLDER_RE.finditer(code):
+    for match in PLACEHOLDER_RE.finditer(code):
         name = match.group(1)
         if name.lower() in _HTML_TAGS:
             continue

@@ -17,9 +17,11 @@ from runbook.errors import UsageError
 from runbook.model import Placeholder
 
 MASK = "********"
-_PLACEHOLDER_RE = re.compile(r"(?<!<)<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
+PLACEHOLDER_RE = re.compile(r"(?<!<)<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
+"""A ``<name>`` input in a command (not ``<<`` or ``>>``): the one rule of placeholder syntax."""
 _HEREDOC_RE = re.compile(r"<<(-?)[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][\w.-]*))")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters and DEL: typed into a terminal they act as keystrokes."""
 
 
 def shell_var(name: str) -> str:
@@ -33,8 +35,8 @@ def shell_var(name: str) -> str:
 
 
 def check_value(name: str, value: str) -> None:
-    """Refuse values a terminal could take as keystrokes (control characters)."""
-    match = _CONTROL_RE.search(value)
+    """Refuse values a terminal could take as keystrokes (C0 and C1 control characters)."""
+    match = CONTROL_RE.search(value)
     if match:
         raise UsageError(
             f"the value of <{name}> contains the control character "
@@ -56,7 +58,7 @@ class Script:
 def placeholders_in(code: str) -> list[str]:
     """Return the placeholder names of ``code`` in order of first use."""
     seen: dict[str, None] = {}
-    for match in _PLACEHOLDER_RE.finditer(code):
+    for match in PLACEHOLDER_RE.finditer(code):
         seen.setdefault(match.group(1), None)
     return list(seen)
 
@@ -123,7 +125,7 @@ def _heredoc_line(
             hint="use an unquoted heredoc delimiter (<<EOF) so the value can be expanded",
         )
 
-    return _PLACEHOLDER_RE.sub(repl, line)
+    return PLACEHOLDER_RE.sub(repl, line)
 
 
 def _scan_line(line: str, state: str, wanted: set[str], used: dict[str, None]) -> tuple[str, str]:
@@ -133,7 +135,7 @@ def _scan_line(line: str, state: str, wanted: set[str], used: dict[str, None]) -
     n = len(line)
     while i < n:
         ch = line[i]
-        m = _PLACEHOLDER_RE.match(line, i) if ch == "<" else None
+        m = PLACEHOLDER_RE.match(line, i) if ch == "<" else None
         if m and m.group(1) in wanted and (i == 0 or line[i - 1] != "<"):
             out.append(_reference(m.group(1), used, state))
             i = m.end()
@@ -171,7 +173,7 @@ def preview(code: str, values: Mapping[str, str], secret: Iterable[str]) -> str:
             return MASK
         return values.get(name, m.group(0))
 
-    return _PLACEHOLDER_RE.sub(repl, code)
+    return PLACEHOLDER_RE.sub(repl, code)
 
 
 def secret_names(placeholders: Iterable[Placeholder]) -> set[str]:

@@ -1,10 +1,16 @@
-"""What a code block asks of exec: secret names (one rule, runbook.actions.is_secret)."""
+"""What a code block asks of exec: secret names and values that cannot be inputs."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from runbook.actions import is_secret
+from runbook.errors import UsageError
+from runbook.inputs import check_value
 
 SECRET = [
     "db-password",
@@ -45,3 +51,27 @@ def test_a_name_with_a_secret_word_is_secret(name: str) -> None:
 @pytest.mark.parametrize("name", NOT_SECRET)
 def test_other_names_are_not(name: str) -> None:
     assert not is_secret(name)
+
+
+@pytest.mark.parametrize("char", ["\x01", "\n", "\x7f", "\x85", "\x9b"])
+def test_a_value_with_any_control_character_is_refused_naming_the_input(char: str) -> None:
+    with pytest.raises(UsageError, match="<site-name>"):
+        check_value("site-name", f"a{char}b")
+
+
+def test_exec_refuses_a_c1_value_before_anything_runs(tmp_path: Path) -> None:
+    guide = tmp_path / "guide.md"
+    guide.write_text(
+        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\ntouch ran\necho <site-name>\n```\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "runbook", "exec", "guide.md", "--yes", "--set", "site-name=a\x85b"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "<site-name>" in result.stderr and "RUNBOOK_IN" not in result.stderr
+    assert not (tmp_path / "ran").exists()

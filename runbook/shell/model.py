@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from runbook.errors import EXIT_STEP_FAILED, RunbookError, UsageError
-
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-"""C0 and C1 control characters and DEL: typed into a terminal they act as keystrokes."""
+from runbook.inputs import CONTROL_RE
 
 
 class SessionError(RunbookError):
@@ -32,7 +29,7 @@ class Outcome(enum.StrEnum):
 
 def check_typable(text: str, what: str) -> None:
     """Raise UsageError when ``text`` holds a byte that would act as a keystroke."""
-    if CONTROL.search(text):
+    if CONTROL_RE.search(text):
         raise UsageError(
             f"{what} contains a control character",
             hint="values typed into a terminal cannot hold newlines, tabs or other "

@@ -10,8 +10,8 @@ import re
 from collections.abc import Callable
 from typing import BinaryIO
 
+from runbook.inputs import CONTROL_RE
 from runbook.redact import Redactor
-from runbook.shell.model import CONTROL
 
 WINDOW = 8192
 """Bytes of recent output kept for detectors and messages."""
@@ -89,7 +89,7 @@ def last_line(tail: bytes, limit: int = 400, *, skip: tuple[bytes, ...] = ()) ->
         if any(mark in line for mark in skip):
             continue
         text = _ANSI.sub(b"", line).decode("utf-8", "replace")
-        text = CONTROL.sub("", text).strip()
+        text = CONTROL_RE.sub("", text).strip()
         if text:
             return text if len(text) <= limit else text[: limit - 1] + "…"
     return ""

@@ -13,7 +13,8 @@ import secrets
 import shlex
 
 from runbook.errors import UsageError
-from runbook.shell.model import CONTROL, check_typable
+from runbook.inputs import CONTROL_RE
+from runbook.shell.model import check_typable
 from runbook.shell.sentinel import SentinelScanner
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -93,7 +94,7 @@ def check_variable(name: str, value: str) -> None:
             f"{name!r} is not a usable shell variable name",
             hint="use letters, digits and underscores, not starting with a digit",
         )
-    if CONTROL.search(value):
+    if CONTROL_RE.search(value):
         raise UsageError(
             f"the value for {name} contains a control character",
             hint="values cannot hold newlines, tabs or other control characters",

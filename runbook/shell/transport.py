@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runbook.errors import UsageError
+from runbook.inputs import CONTROL_RE
 from runbook.shell.delivery import Base64Delivery, Delivery, FileDelivery
 from runbook.shell.detect import Detector, PromptHeuristic, TtyReadDetector
-from runbook.shell.model import CONTROL
 
 LOCAL_SHELL: tuple[str, ...] = ("bash", "--norc", "--noprofile", "--noediting", "-i")
 """The local shell: no startup files, no readline (so no bracketed paste), interactive."""
@@ -56,7 +56,7 @@ def local_transport() -> Transport:
 
 def ssh_transport(host: str, *, options: Sequence[str] = ()) -> Transport:
     """Return a transport for bash on ``host`` through the system's OpenSSH client."""
-    if not host or host.startswith("-") or CONTROL.search(host) or " " in host:
+    if not host or host.startswith("-") or CONTROL_RE.search(host) or " " in host:
         raise UsageError(f"invalid host name {host!r}")
     remote = " ".join(
         ["exec", "env", *(f"{k}={shlex.quote(v)}" for k, v in SHELL_ENV.items()), *LOCAL_SHELL]
