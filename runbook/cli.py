@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,8 +13,8 @@ from typing import Any, TypeVar
 import click
 
 from runbook import __version__
-from runbook.errors import EXIT_INVALID, RunbookError, UsageError
-from runbook.model import rel
+from runbook.errors import EXIT_INVALID, GuideError, RunbookError, UsageError
+from runbook.model import Runbook, rel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -230,15 +231,17 @@ def reset_cmd(guide: Path) -> None:
 @handled
 def status_cmd(guide: Path, as_json: bool) -> None:
     """Show GUIDE's progress: steps done, the next step, and the last run."""
+    from runbook.journal import last_run_of
     from runbook.report import status_json, status_text
 
     book = _load(guide)
+    last = last_run_of(book)
     if as_json:
-        data = status_json(book)
+        data = status_json(book, last)
         data.pop("last_run_text")
         _emit(data)
     else:
-        click.echo(status_text(book))
+        click.echo(status_text(book, last))
 
 
 @main.command("exec")
@@ -276,8 +279,9 @@ def exec_cmd(
     skip_unknown: bool,
 ) -> None:
     """Run GUIDE: blocks marked .run execute, the rest is offered or confirmed, steps get ticked."""
+    from runbook.execution import ExecOptions, Runner
+    from runbook.execution.sessions import SiteShells
     from runbook.guide import load
-    from runbook.runner import ExecOptions, Runner
     from runbook.site import load_site
 
     if retry_unknown and skip_unknown:
@@ -305,4 +309,58 @@ def exec_cmd(
         retry_unknown=retry_unknown,
         skip_unknown=skip_unknown,
     )
-    sys.exit(Runner(book, site, options, guide_arg=str(guide)).run())
+    # Guides with errors stop the run before anything else is loaded, naming the first.
+    guides = {} if book.errors else load_nested(book, values)
+    runner = Runner(
+        book,
+        site,
+        options,
+        SiteShells(site.hosts),
+        guides=guides,
+        guide_arg=str(guide),
+    )
+    sys.exit(runner.run())
+
+
+def load_nested(book: Runbook, sets: Mapping[str, str]) -> dict[Path, Runbook]:
+    """Load every guide ``book`` runs through ``exec`` directives, and theirs, once each.
+
+    Each guide loads with its own site. A guide with errors, or one that would run itself
+    again (directly or through others), is refused with the directive that names it.
+    """
+    from runbook.guide import load
+    from runbook.site import load_site
+
+    guides: dict[Path, Runbook] = {}
+
+    def visit(parent: Runbook, chain: tuple[Path, ...]) -> None:
+        for step in parent.steps:
+            for d in step.directives:
+                target = d.target
+                if d.name != "exec" or target is None:
+                    continue
+                if target in chain:
+                    cycle = " -> ".join(rel(p) for p in (*chain[chain.index(target) :], target))
+                    raise GuideError(
+                        f"step {step.number} runs {d.args[0]}, which runs this guide again "
+                        f"({cycle})",
+                        path=d.origin.path,
+                        line=d.origin.line,
+                        hint="a guide cannot run itself, directly or through the guides it runs",
+                    )
+                if target in guides:
+                    continue
+                sub = load(target, sets=sets, site=load_site(target))
+                if sub.errors:
+                    first = sub.errors[0]
+                    raise GuideError(
+                        f"{first.message} (in {rel(target)}, which step {step.number} runs)",
+                        path=first.origin.path if first.origin else target,
+                        line=first.origin.line if first.origin else None,
+                        hint=f"run 'runbook lint {rel(target)}'",
+                    )
+                guides[target] = sub
+                visit(sub, (*chain, target))
+
+    visit(book, (Path(os.path.normpath(book.path)),))
+    return guides

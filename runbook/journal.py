@@ -84,7 +84,7 @@ class Journal:
         """Open (creating, private) the journal at ``path`` for run ``run_id``.
 
         ``redact`` masks secrets in every serialised record: a second line of defence, as
-        the runner never passes a secret value in the first place.
+        execution never passes a secret value in the first place.
         """
         self.path = path
         self.run_id = run_id

@@ -1,10 +1,18 @@
-"""Present the model: JSON for scripts, plain text for people."""
+"""Present the model and runs: JSON for scripts, plain text for people (``list``, ``show``,
+``status``, and ``exec``'s dry run and summary)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runbook.model import Action, Diagnostic, Origin, Placeholder, Runbook, Step, rel
+
+if TYPE_CHECKING:
+    from runbook.execution.plan import DryPart, DryStep
+    from runbook.execution.verdict import StepResult
+    from runbook.journal import LastRun
 
 
 def where(origin: Origin | None) -> str:
@@ -167,13 +175,10 @@ def step_text(book: Runbook, step: Step) -> str:
     return "\n".join(out)
 
 
-def status_json(book: Runbook) -> dict[str, Any]:
-    """Describe a guide's progress and its last run (``runbook status --json``)."""
-    from runbook.journal import last_run_of
-
+def status_json(book: Runbook, last: LastRun | None) -> dict[str, Any]:
+    """Describe a guide's progress and ``last``, its last run (``runbook status --json``)."""
     done = [s.number for s in book.steps if s.checked]
     pending = [s for s in book.steps if not s.checked]
-    last = last_run_of(book)
     return {
         "guide": rel(book.path),
         "steps": len(book.steps),
@@ -185,9 +190,9 @@ def status_json(book: Runbook) -> dict[str, Any]:
     }
 
 
-def status_text(book: Runbook) -> str:
-    """Describe a guide's progress and its last run for a person."""
-    data = status_json(book)
+def status_text(book: Runbook, last: LastRun | None) -> str:
+    """Describe a guide's progress and ``last``, its last run, for a person."""
+    data = status_json(book, last)
     lines = [f"{book.title}  ({data['guide']})"]
     lines.append(f"progress: {len(data['done'])} of {data['steps']} steps done")
     nxt = data["next"]
@@ -196,3 +201,123 @@ def status_text(book: Runbook) -> str:
         lines.append("note: no overview checklist, so progress is not recorded in the file")
     lines.append(data.pop("last_run_text"))
     return "\n".join(lines)
+
+
+# -- exec: the dry run and the summary -------------------------------------------------------
+
+Line = tuple[str, tuple[str, ...]]
+"""A line for the terminal and its styles (``bold``, ``yellow`` …)."""
+
+# Step results, as the journal's step-end records and the summary name them.
+_MARKS = {"done": "✓", "failed": "✗", "skipped": "–", "stopped": "■", "interrupted": "■"}
+_COLOURS = {
+    "done": "green",
+    "failed": "red",
+    "interrupted": "red",
+    "error": "red",
+    "stopped": "yellow",
+    "skipped": "yellow",
+}
+
+
+def dry_run_lines(book: Runbook, steps: Sequence[DryStep]) -> list[Line]:
+    """Return what ``runbook exec --dry-run`` prints: each step with what it would run,
+    the inputs still missing and what needs a person."""
+    lines: list[Line] = [(f"Dry run of {rel(book.path)}: nothing is executed.", ("bold",))]
+    missing: dict[str, Placeholder] = {}
+    people: list[str] = []
+    for found in steps:
+        step = found.step
+        state = "to run" if found.pending else "done, skipped"
+        lines += [("", ()), (f"Step {step.number}. {step.title}  [{state}]", ("bold",))]
+        for part in found.parts:
+            lines += _dry_part_lines(part, missing, people)
+    lines.append(("", ()))
+    if missing:
+        names = ", ".join(f"<{n}>" + (" (secret)" if p.secret else "") for n, p in missing.items())
+        lines.append(("Inputs still missing: " + names, ("yellow",)))
+        lines.append(("  give them with " + " ".join(f"--set {n}=…" for n in missing), ()))
+    else:
+        lines.append(("Inputs: all known.", ()))
+    if people:
+        lines.append(("Needs a person:", ("yellow",)))
+        lines += [("  - " + text, ()) for text in people]
+    else:
+        lines.append(("Needs a person: nothing; it can run with --yes.", ()))
+    return lines
+
+
+def _dry_part_lines(
+    part: DryPart, missing: dict[str, Placeholder], people: list[str]
+) -> list[Line]:
+    """Return the lines of one step (or a step it runs); note inputs and people needed."""
+    step, named = part.step, part.named
+    lines: list[Line] = []
+    if part.label:
+        lines.append((f"  ↳ {part.label}: {step.title}", ("bold",)))
+    if part.choice is not None:
+        message, hint = part.choice
+        people.append(f"{named}: choose a tab ({message}); {hint}")
+        lines.append((f"  needs a choice: {message}", ("yellow",)))
+    nested = [d for d in step.directives if d.name in ("exec", "repeat")]
+    if not any(a.executable for a in part.actions) and not nested:
+        people.append(f"{named}: manual, a person confirms it")
+        lines.append(("  manual: a person does it and confirms", ("yellow",)))
+    for d in step.directives:
+        lines.append((f"  [{d.name}] {' '.join(d.args)}  ({where(d.origin)})", ()))
+    for ph in part.missing:
+        missing.setdefault(ph.name, ph)
+    for action, code in zip(part.actions, part.previews, strict=True):
+        tabs = " > ".join(t.label for t in action.tabs)
+        at = where(action.origin)
+        lines.append(
+            (
+                f"  [{action.kind}] {at}"
+                + (f" (tab {tabs})" if tabs else "")
+                + (f" on {action.host}" if action.host != "local" else ""),
+                (),
+            )
+        )
+        if action.kind == "suggested":
+            people.append(f"{named}: confirm the block at {at}")
+        if action.executable:
+            lines += [("      " + text, ()) for text in code.rstrip("\n").split("\n")]
+    return lines
+
+
+def summary_lines(
+    results: Sequence[StepResult],
+    timed: Sequence[tuple[str, float, str]],
+    total: float,
+    transcript: Path | None,
+) -> list[Line]:
+    """Return the summary at the end of a run: each step's result, the timers, the totals."""
+    from runbook.ui import format_duration
+
+    if not results:
+        return []
+    lines: list[Line] = [("", ()), ("Summary", ("bold",))]
+    already = [r for r in results if r.result == "already done"]
+    if already:
+        numbers = ", ".join(str(r.number) for r in already)
+        lines.append((f"  · steps {numbers} were already done", ("dim",)))
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.result] = counts.get(r.result, 0) + 1
+        if r.result == "already done":
+            continue
+        mark = _MARKS.get(r.result, "·")
+        duration = format_duration(r.duration) if r.duration else ""
+        note = f"  ({r.note})" if r.note else ""
+        lines.append(
+            (
+                f"  {mark} {r.number:>2}. {r.title[:48]:<48} {r.result:<12} {duration:>7}{note}",
+                (_COLOURS.get(r.result, "dim"),),
+            )
+        )
+    for name, seconds, span in timed:
+        lines.append((f"  ⏱ {name}: {format_duration(seconds)} ({span})", ("bold",)))
+    parts = ", ".join(f"{n} {k}" for k, n in counts.items())
+    kept = f" · transcript {rel(transcript)}" if transcript else ""
+    lines.append((f"  {parts} · total {format_duration(total)}{kept}", ("bold",)))
+    return lines

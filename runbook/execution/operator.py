@@ -1,0 +1,250 @@
+"""The person at the terminal: what they are shown, what they are asked, and, when no one
+can be asked (``--yes``, or no terminal), the refusal that stops the run with exit 4 and
+names the flag or answer that would let it go on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NoReturn
+
+from runbook.errors import EXIT_NEEDS_OPERATOR, NeedsOperator, UsageError
+from runbook.execution.plan import quote_label
+from runbook.inputs import check_value
+from runbook.model import Action, Origin, Placeholder, Step, rel
+from runbook.ui import Console
+
+if TYPE_CHECKING:
+    from runbook.execution.plan import ExecOptions, Nesting
+    from runbook.execution.tabs import TabChoices
+    from runbook.journal import StepState
+
+
+class Quit(Exception):
+    """The operator chose to stop the run."""
+
+    def __init__(self, code: int = EXIT_NEEDS_OPERATOR) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Operator:
+    """Questions to the person running the guide, and refusals when there is none."""
+
+    def __init__(
+        self, console: Console, options: ExecOptions, nesting: Nesting, guide_arg: str
+    ) -> None:
+        self.console = console
+        self.interactive = options.interactive
+        """Whether a person can be asked."""
+        self._options = options
+        self._nesting = nesting
+        self.guide_arg = guide_arg
+        """The guide as the command line named it."""
+
+    @property
+    def resume_command(self) -> str:
+        """The command that resumes the run."""
+        return f"runbook exec {self.guide_arg}"
+
+    # -- refusals -------------------------------------------------------------------------------
+
+    def refuse_tab(self, step: Step, group: Origin, labels: list[str]) -> NoReturn:
+        """Stop: ``step`` offers alternatives and none was chosen ahead."""
+        raise NeedsOperator(
+            f"{self._nesting.named(step)} offers alternatives: {' | '.join(labels)}",
+            path=group.path,
+            line=group.line,
+            hint=f"pick one with --tab {quote_label(labels[0])} (or another label)",
+        )
+
+    def refuse_inputs(self, step: Step, missing: list[tuple[Placeholder, Step, Action]]) -> None:
+        """Stop before anything runs when inputs have no value and no one can be asked."""
+        if not missing:
+            return
+        _, _, action = missing[0]
+        names = ", ".join(f"<{p.name}>" for p, _, _ in missing)
+        raise NeedsOperator(
+            f"{self._nesting.named(step)} needs {names}, and a non-interactive run cannot ask",
+            path=action.origin.path,
+            line=action.origin.line,
+            hint="give " + " ".join(f"--set {p.name}=…" for p, _, _ in missing),
+        )
+
+    def refuse_suggested(self, step: Step, suggested: Action | None) -> None:
+        """Stop before a step with a block to confirm runs anything, when no one can confirm."""
+        if suggested is None or self.interactive:
+            return
+        # Stop before running anything of the step, so a rerun does not repeat half of it.
+        raise NeedsOperator(
+            f"{self._nesting.named(step)} ({step.title}) offers a command that needs a "
+            "person's yes",
+            path=suggested.origin.path,
+            line=suggested.origin.line,
+            hint="run interactively to confirm it, mark the block { .run } if it is safe "
+            f"to run unattended, or do the step by hand and 'runbook check "
+            f"{self.guide_arg} {step.number}'",
+        )
+
+    # -- questions ------------------------------------------------------------------------------
+
+    def pick_tab(self, step: Step, group: Origin, labels: list[str]) -> str:
+        """Ask which alternative to take (or refuse when no one can be asked)."""
+        if not self.interactive:
+            self.refuse_tab(step, group, labels)
+        picked = self.console.pick(f"Step {step.number} offers alternatives. Which one?", labels)
+        if picked is None:
+            raise Quit
+        return picked
+
+    def manual(self, step: Step) -> bool:
+        """Show a manual step and ask whether it is done; True when it is, False to skip."""
+        if not self.interactive:
+            raise NeedsOperator(
+                f"{self._nesting.named(step)} ({step.title}) is done by a person",
+                path=step.origin.path,
+                line=step.origin.line,
+                hint=f"do it, then 'runbook check {self.guide_arg} {step.number}' and run "
+                "again; or run interactively to confirm it",
+            )
+        body = _readable(step.body)
+        for text in body.split("\n") if body else []:
+            self.console.line("  " + text)
+        choice = self.console.choose(
+            f"Step {step.number} is manual. Is it done?",
+            [("d", "done"), ("s", "skip"), ("q", "quit")],
+        )
+        if choice == "q":
+            raise Quit
+        return choice == "d"
+
+    def offer(self) -> str:
+        """Ask what to do with a block offered to run: ``r`` run, ``e`` edit then run, ``s``
+        skip, ``d`` done by hand."""
+        choice = self.console.choose(
+            "Run this?",
+            [
+                ("r", "run"),
+                ("e", "edit then run"),
+                ("s", "skip"),
+                ("d", "done by hand"),
+                ("q", "quit"),
+            ],
+        )
+        if choice == "q":
+            raise Quit
+        return choice
+
+    def edit(self, code: str) -> str | None:
+        """Let the operator edit ``code``; None when it is unchanged."""
+        return self.console.edit(code)
+
+    def after_failure(self, what: str) -> str:
+        """Say what went wrong with a block; when someone can be asked, ask ``r`` retry,
+        ``s`` skip the block or ``q`` quit (else ``q``)."""
+        self.console.line(f"✗ {what}", "red", "bold")
+        if not self.interactive:
+            return "q"
+        return self.console.choose(
+            "What now?", [("r", "retry"), ("s", "skip this block"), ("q", "quit")]
+        )
+
+    def unknown(self, step: Step, state: StepState) -> str:
+        """Decide about a step whose outcome is unknown: ``r`` run it again, ``s`` skip it,
+        ``d`` tick it, ``q`` quit; from the options, else by asking, else refuse."""
+        if state.unknown:
+            what = (
+                f"step {step.number} ({step.title}) was started by {state.who} at "
+                f"{state.time} (run {state.run}) but its end was not recorded: its "
+                "outcome is unknown"
+            )
+        else:
+            what = (
+                f"step {step.number} ({step.title}) was recorded done by {state.who} at "
+                f"{state.time} (run {state.run}), which ended before ticking it, and the "
+                "guide has changed since: whether it should count as done is unknown"
+            )
+        if self._options.retry_unknown:
+            return "r"
+        if self._options.skip_unknown:
+            return "s"
+        if not self.interactive:
+            raise NeedsOperator(
+                what,
+                path=step.origin.path,
+                line=step.origin.line,
+                hint="check what it did, then rerun with --retry-unknown (run it again) "
+                "or --skip-unknown (leave it), or tick it with "
+                f"'runbook check {self.guide_arg} {step.number}' if it is done",
+            )
+        self.console.line("! " + what, "yellow")
+        return self.console.choose(
+            "Run it again?",
+            [("r", "run it again"), ("s", "skip it"), ("d", "done: tick it"), ("q", "quit")],
+        )
+
+    def value(self, ph: Placeholder, step: Step, action: Action) -> str:
+        """Ask for the value of input ``ph`` that ``action`` needs (or refuse)."""
+        if not self.interactive:
+            raise NeedsOperator(
+                f"{self._nesting.named(step)} needs <{ph.name}>",
+                path=action.origin.path,
+                line=action.origin.line,
+                hint=f"--set {ph.name}=…",
+            )
+        while True:
+            try:
+                value = self.console.ask_value(ph.name, ph.secret)
+            except EOFError:
+                raise Quit from None
+            try:
+                check_value(ph.name, value)
+            except UsageError as exc:
+                self.console.line(f"  {exc.message}", "red")
+                continue
+            return value
+
+    def handover(self, last_line: str) -> None:
+        """Tell the operator a command waits for their typing."""
+        # The spinner would draw over what the operator types.
+        self.console.stop_spinner()
+        self.console.line(
+            f"⌨ the command waits for input ({last_line.strip()!r}): type your answer; "
+            "control returns when it finishes",
+            "yellow",
+        )
+
+    # -- what the operator sees -----------------------------------------------------------------
+
+    def warnings(self, step: Step, tabs: TabChoices) -> None:
+        """Show the step's warnings and dangers (in the tabs taken) before its actions."""
+        for adm in step.admonitions:
+            if adm.kind in ("danger", "warning") and tabs.taken(adm.tabs) is not False:
+                label = adm.kind.upper() + (f": {adm.title}" if adm.title else "")
+                self.console.line(f"! {label}", "red" if adm.kind == "danger" else "yellow", "bold")
+                for text in adm.text.split("\n"):
+                    self.console.line(f"  {text}", "yellow")
+
+    def show(self, action: Action) -> None:
+        """Show a block that is never run."""
+        self.console.line(
+            f"  {action.lang or 'text'} ({rel(action.origin.path)}:{action.origin.line}), "
+            "shown only:",
+            "dim",
+        )
+        for text in action.code.rstrip("\n").split("\n"):
+            self.console.line("  │ " + text, "dim")
+
+    def code(self, action: Action, code: str) -> None:
+        """Show a block about to run (or offered), ``code`` with values filled in."""
+        where = f"{rel(action.origin.path)}:{action.origin.line}"
+        host = f" on {action.host}" if action.host != "local" else ""
+        self.console.line(f"▶ {action.kind}{host} ({where})", "cyan")
+        for text in code.rstrip("\n").split("\n"):
+            self.console.line(("  $ " if self.console.tty else "  ") + text, "bold")
+
+
+def _readable(body: str) -> str:
+    """Return a step body for the terminal: trimmed, at most 40 lines."""
+    lines = [ln.rstrip() for ln in body.strip("\n").split("\n")]
+    if len(lines) > 40:
+        lines = [*lines[:40], "…"]
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""One block of a step: shown, offered to the operator, or run in the shell of its host,
+with a journal record before and after every shell round trip, until it succeeds, the
+operator moves on, or the run must stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from runbook.errors import RunbookError
+from runbook.execution import plan
+from runbook.execution.parts import Parts
+from runbook.execution.plan import Unit
+from runbook.execution.shells import Shell
+from runbook.execution.verdict import INTERRUPTED, Result, failure, judge
+from runbook.inputs import preview
+from runbook.model import Action, Placeholder, Step
+
+# Output kept per `$ ` command for comparison; longer output fails the comparison.
+_CAPTURE_LIMIT = 1 << 20
+
+
+class Performer:
+    """Perform the blocks of steps: show, offer or run each."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    def show(self, action: Action) -> None:
+        """Show a block that is never run."""
+        self.parts.operator.show(action)
+
+    def offer(self, step: Step, action: Action) -> tuple[int, bool]:
+        """Offer a block to run; return (1 when it ran or was done by hand, else 0; whether
+        no failed part of it was skipped)."""
+        operator, records = self.parts.operator, self.parts.records
+        operator.code(action, self.parts.inputs.preview(action.code))
+        choice = operator.offer()
+        if choice in ("s", "d"):
+            records.write(
+                "action-confirmed",
+                step=step.number,
+                origin=str(action.origin),
+                choice={"s": "skip", "d": "by-hand"}[choice],
+            )
+            return int(choice == "d"), True
+        if choice == "e":
+            edited = operator.edit(action.code)
+            if edited is not None:
+                action = plan.edited(action, edited)
+                records.write("action-edited", step=step.number, origin=str(action.origin))
+        return 1, self.execute(step, action)
+
+    def execute(self, step: Step, action: Action) -> bool:
+        """Run a block in its host's shell; return False when the operator skipped a part of
+        it that failed."""
+        parts = self.parts
+        inputs, hosts = parts.inputs, parts.hosts
+        shell = self._shell(step, action)
+        for ph in action.placeholders:
+            value = self._value(ph, step, action)
+            hosts.define(action.host, ph.name, value, secret=inputs.secret(ph.name))
+        secrets = inputs.secrets()
+        values = inputs.values
+        literal = {k: v for k, v in values.items() if k not in secrets}
+        if action.kind == "run":
+            parts.operator.code(action, preview(action.code, values, secrets))
+        answers = tuple(
+            hosts.factory.answer(
+                a.expect,
+                preview(a.send, values, ()),
+                secret=any(
+                    p.name in secrets and f"<{p.name}>" in a.send for p in action.placeholders
+                ),
+            )
+            for a in action.answers
+        )
+        timeout = action.timeout or parts.options.timeout
+        complete = True
+        for unit in plan.units(action, literal):
+            complete = self._run_unit(step, unit, shell, answers, timeout) and complete
+        return complete
+
+    def _shell(self, step: Step, action: Action) -> Shell:
+        try:
+            return self.parts.hosts.shell(action.host)
+        except RunbookError as exc:
+            # Point at the block that needed the shell: the fix is often in mkdocs.yml's
+            # hosts, but the operator reads the guide.
+            raise type(exc)(
+                f"{self.parts.nesting.named(step)}: {exc.message}",
+                path=action.origin.path,
+                line=action.origin.line,
+                hint=exc.hint,
+            ) from None
+
+    def _value(self, ph: Placeholder, step: Step, action: Action) -> str:
+        inputs = self.parts.inputs
+        if ph.name not in inputs.values:
+            value = self.parts.operator.value(ph, step, action)
+            secret = ph.secret or inputs.secret(ph.name)
+            inputs.give(ph.name, value, secret=secret)
+            self.parts.records.write(
+                "input",
+                name=ph.name,
+                how="asked",
+                **({"secret": True} if secret else {"value": value}),
+            )
+        return inputs.values[ph.name]
+
+    def _run_unit(
+        self,
+        step: Step,
+        unit: Unit,
+        shell: Shell,
+        answers: Sequence[Any],
+        timeout: float | None,
+    ) -> bool:
+        """Run one unit until it succeeds (True), the operator skips it (False), or the run
+        must stop (raise)."""
+        parts = self.parts
+        console, operator = parts.console, parts.operator
+        captured = bytearray()
+
+        def on_output(chunk: bytes) -> None:
+            console.output(chunk)
+            if unit.expected is not None and len(captured) <= _CAPTURE_LIMIT:
+                captured.extend(chunk)
+
+        while True:
+            result = self._attempt(step, unit, shell, answers, timeout, on_output)
+            what = judge(result, unit.expected, bytes(captured), timeout)
+            if what is None:
+                return True
+            choice = operator.after_failure(what)
+            if choice == "s":
+                parts.records.write(
+                    "action-confirmed",
+                    step=step.number,
+                    origin=str(unit.action.origin),
+                    choice="skip-failed",
+                )
+                return False
+            if choice == "q":
+                if result.outcome == INTERRUPTED:
+                    raise KeyboardInterrupt
+                nesting = parts.nesting
+                raise failure(
+                    nesting.named(step),
+                    unit,
+                    what,
+                    result,
+                    resume=operator.resume_command,
+                    resume_step=nesting.resume_step(step),
+                )
+            captured.clear()
+
+    def _attempt(
+        self,
+        step: Step,
+        unit: Unit,
+        shell: Shell,
+        answers: Sequence[Any],
+        timeout: float | None,
+        on_output: Callable[[bytes], None],
+    ) -> Result:
+        """Run ``unit`` once, between its two journal records."""
+        parts = self.parts
+        records, console = parts.records, parts.console
+        action = unit.action
+        origin = str(action.origin)
+        records.mark(f"step {step.number} · block {origin} · {action.host}")
+        records.write(
+            "action-start",
+            step=step.number,
+            origin=origin,
+            unit=unit.index,
+            host=action.host,
+            kind=action.kind,
+            tabs=[t.label for t in action.tabs],
+            command=next((ln.strip() for ln in unit.code.split("\n") if ln.strip()), "")[:120],
+        )
+        person = (
+            parts.hosts.factory.operator(parts.operator.handover)
+            if parts.options.interactive
+            else None
+        )
+        console.start_spinner(f"step {step.number}")
+        try:
+            with parts.signals.running(shell):
+                result = shell.run(
+                    unit.code + "\n",
+                    timeout=timeout,
+                    answers=answers,
+                    on_output=on_output,
+                    operator=person,
+                )
+        finally:
+            console.stop_spinner()
+        records.write(
+            "action-end",
+            step=step.number,
+            origin=origin,
+            unit=unit.index,
+            host=action.host,
+            status=result.status,
+            outcome=str(result.outcome),
+            duration=round(result.duration, 3),
+            output_bytes=result.output_bytes,
+            answered=list(result.answered),
+            handed_over=result.handed_over,
+            restarted=result.restarted,
+        )
+        return result

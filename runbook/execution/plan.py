@@ -1,0 +1,440 @@
+"""What a run will do, from the model and the options alone: no shell, no file, no person.
+
+Which steps run (``--from``, ``--only``, ``--redo``, ticked steps), the steps that ``exec``
+and ``repeat`` directives run inside them, the inputs their blocks need and which of those
+are secret, the units a block runs as, and what a dry run shows.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from runbook.actions import is_secret, prompt_commands
+from runbook.errors import GuideError, NeedsOperator, UsageError
+from runbook.execution.tabs import Ask, TabChoices
+from runbook.inputs import check_value, placeholders_in, preview, substitute
+from runbook.model import (
+    Action,
+    Directive,
+    Origin,
+    Placeholder,
+    PromptCommand,
+    Runbook,
+    Step,
+)
+from runbook.redact import Redactor
+
+# A step runs the steps of its directives; theirs run theirs, to this depth.
+_MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How to run a guide."""
+
+    sets: Mapping[str, str] = field(default_factory=dict)
+    """Values for placeholders (``--set``)."""
+    tabs: tuple[str, ...] = ()
+    """Tab labels chosen ahead (``--tab``), ``*`` wildcards allowed."""
+    from_step: int | None = None
+    """Start at this step; it and every later step run, ticked or not (``--from``)."""
+    only: tuple[int, ...] = ()
+    """Run just these steps, ticked or not (``--only``)."""
+    redo: bool = False
+    """Run ticked steps again (``--redo``)."""
+    interactive: bool = True
+    """Whether a person can be asked (a terminal and no ``--yes``)."""
+    dry_run: bool = False
+    """Show the plan, run nothing."""
+    timeout: float | None = None
+    """Default seconds per block (``--timeout``); a block's own ``timeout`` wins."""
+    retry_unknown: bool = False
+    """Run steps with an unknown outcome again without asking."""
+    skip_unknown: bool = False
+    """Skip steps with an unknown outcome without asking."""
+    cwd: Path | None = None
+    """Folder the shells start in; None for the site root (the folder of ``mkdocs.yml``, or
+    of a lone guide), so relative paths in a guide mean the same wherever exec is started."""
+
+
+# -- checks and selection -------------------------------------------------------------------
+
+
+def check_guide(
+    book: Runbook, hosts: Mapping[str, object], guides: Mapping[Path, Runbook], guide_arg: str
+) -> None:
+    """Refuse a guide with errors, a block on an undefined host, or a guide not loaded that
+    an ``exec`` directive runs."""
+    errors = book.errors
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise GuideError(
+            first.message + more,
+            path=first.origin.path if first.origin else book.path,
+            line=first.origin.line if first.origin else None,
+            hint=f"run 'runbook lint {guide_arg}' to see every problem",
+        )
+    for step in book.steps:
+        for action in step.actions:
+            if action.executable and action.host != "local" and action.host not in hosts:
+                raise GuideError(
+                    f"host {action.host!r} is not defined",
+                    path=action.origin.path,
+                    line=action.origin.line,
+                    hint="add it under 'plugins: - runbook: hosts:' in mkdocs.yml "
+                    "(e.g. new: {ssh: admin@10.0.0.5}, or new: local)",
+                )
+    for each in (book, *guides.values()):
+        for step in each.steps:
+            for d in step.directives:
+                if d.name == "exec" and d.target not in guides:
+                    raise GuideError(
+                        f"step {step.number} runs {d.args[0]}, which was not loaded",
+                        path=d.origin.path,
+                        line=d.origin.line,
+                    )
+
+
+def tab_labels(book: Runbook) -> list[str]:
+    """Return every content tab label of the guide, once, in order."""
+    labels: dict[str, None] = {}
+    for step in book.steps:
+        for path in step.tab_paths:
+            labels.setdefault(path[-1].label, None)
+    return list(labels)
+
+
+def quote_label(label: str) -> str:
+    """Quote a tab label with spaces, for a command line."""
+    return f'"{label}"' if re.search(r"\s", label) else label
+
+
+def check_tab_flags(book: Runbook, flags: Sequence[str]) -> None:
+    """Refuse a ``--tab`` that matches no tab: a typo would otherwise pass unnoticed."""
+    labels = tab_labels(book)
+    for flag in flags:
+        if not any(label == flag or fnmatch.fnmatchcase(label, flag) for label in labels):
+            known = ", ".join(quote_label(label) for label in labels) or "none"
+            raise UsageError(
+                f"--tab {quote_label(flag)} matches no content tab of the guide (tabs: {known})",
+                path=book.path,
+                hint="give one of the labels above (wildcards like 'My*' work)",
+            )
+
+
+def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
+    """Return the steps the options name (all by default); refuse numbers with no step."""
+    steps = list(book.steps)
+    numbers = {s.number for s in steps}
+    if not steps:
+        raise GuideError(
+            "the guide has no numbered steps to run",
+            path=book.path,
+            hint=f"see 'runbook list {guide_arg}' for what was found",
+        )
+    asked = [*options.only]
+    if options.from_step is not None:
+        asked.append(options.from_step)
+    for n in asked:
+        if n not in numbers:
+            raise UsageError(
+                f"no step {n} (steps: {', '.join(map(str, sorted(numbers)))})", path=book.path
+            )
+    if options.only:
+        return [s for s in steps if s.number in options.only]
+    if options.from_step is not None:
+        return [s for s in steps if s.number >= options.from_step]
+    return steps
+
+
+def pending(step: Step, options: ExecOptions) -> bool:
+    """Whether ``step`` runs: not ticked, or named by ``--redo``, ``--only`` or ``--from``."""
+    return not step.checked or options.redo or bool(options.only) or options.from_step is not None
+
+
+# -- nested steps -----------------------------------------------------------------------------
+
+
+def nested(book: Runbook, guides: Mapping[Path, Runbook], d: Directive) -> list[tuple[Step, str]]:
+    """Return the steps directive ``d`` of ``book`` runs, each with the label it runs as."""
+    if d.name == "repeat":
+        return [(s, f"repeating step {n}") for n in d.steps if (s := book.step(n))]
+    if d.name == "exec" and d.target is not None and d.target in guides:
+        sub = guides[d.target]
+        return [(s, f"{sub.title}, step {s.number}") for s in sub.steps]
+    return []
+
+
+def guide_of(d: Directive, guides: Mapping[Path, Runbook]) -> Runbook:
+    """Return the guide an ``exec`` directive runs (loaded beforehand, see check_guide)."""
+    if d.target is None or d.target not in guides:
+        raise GuideError(f"{d.args[0]} was not loaded", path=d.origin.path, line=d.origin.line)
+    return guides[d.target]
+
+
+def expanded(
+    step: Step, book: Runbook, guides: Mapping[Path, Runbook], depth: int = 0
+) -> list[tuple[Step, str]]:
+    """Return ``step`` and every step its directives run, with the label each runs as."""
+    found = [(step, "")]
+    if depth > _MAX_DEPTH:
+        return found
+    for d in step.directives:
+        for s, label in nested(book, guides, d):
+            inner = expanded(s, book, guides, depth + 1)
+            found.extend((x, x_label or label) for x, x_label in inner)
+    return found
+
+
+class Nesting:
+    """Which step of the guide is running, and what it runs, to name steps in messages."""
+
+    def __init__(self) -> None:
+        self.outer: Step | None = None
+        """The guide's step being run."""
+        self.labels: list[str] = []
+        """What runs inside it: ``repeating step 4``, ``Installation, step 3`` …"""
+
+    def named(self, step: Step) -> str:
+        """Name ``step`` in messages: nested steps by the step that runs them."""
+        if not self.labels or self.outer is None:
+            return f"step {step.number}"
+        return f"step {self.outer.number} ({', '.join(self.labels)})"
+
+    def resume_step(self, step: Step) -> int:
+        """Return the step of the guide a rerun resumes at after ``step`` failed."""
+        return self.outer.number if self.labels and self.outer else step.number
+
+    @contextmanager
+    def part_of(self, outer: Step, label: str) -> Iterator[None]:
+        """Name messages about a nested step by the guide's step that runs it."""
+        saved = (self.outer, list(self.labels))
+        self.outer = outer
+        self.labels = [label] if label else []
+        try:
+            yield
+        finally:
+            self.outer, self.labels = saved
+
+    @contextmanager
+    def inside(self, label: str) -> Iterator[None]:
+        """Run a nested step, named ``label``, inside the current one."""
+        self.labels.append(label)
+        try:
+            yield
+        finally:
+            self.labels.pop()
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def default_values(
+    book: Runbook, site_inputs: Mapping[str, object], sets: Mapping[str, str]
+) -> dict[str, str]:
+    """Return the values known before anything runs: the site's, the page's, ``--set``."""
+    values = {str(k): str(v) for k, v in site_inputs.items()}
+    meta = book.rendered.front_matter.get("inputs")
+    if isinstance(meta, Mapping):
+        values.update({str(k): str(v) for k, v in meta.items()})
+    values.update(sets)
+    return values
+
+
+class Inputs:
+    """The run's values of placeholders; secret ones are masked wherever output goes."""
+
+    def __init__(self, redactor: Redactor, secret_names: Iterable[str] = ()) -> None:
+        self.values: dict[str, str] = {}
+        """Every value known so far, by name."""
+        self._redactor = redactor
+        self._secret_names = set(secret_names)
+
+    def secret(self, name: str) -> bool:
+        """Whether input ``name`` is secret (a placeholder said so, or its name does)."""
+        return name in self._secret_names or is_secret(name)
+
+    def give(self, name: str, value: str, *, secret: bool | None = None) -> None:
+        """Know ``value`` for ``name`` (masked from now on when secret); refuse control
+        characters."""
+        if secret if secret is not None else self.secret(name):
+            self._redactor.add(value)
+        check_value(name, value)
+        self.values[name] = value
+
+    def secrets(self) -> set[str]:
+        """Return the names whose values must never be shown."""
+        return {name for name in self.values if self.secret(name)} | self._secret_names
+
+    def public(self) -> dict[str, str]:
+        """Return the values that may be recorded and shown."""
+        return {k: v for k, v in self.values.items() if not self.secret(k)}
+
+    def preview(self, code: str) -> str:
+        """Return ``code`` with known values filled in, secrets masked, for people to read."""
+        return preview(code, self.values, self.secrets())
+
+
+def needed_inputs(
+    parts: Iterable[Step], tabs: TabChoices
+) -> list[tuple[Placeholder, Step, Action]]:
+    """Return each placeholder the ``.run`` blocks of ``parts`` use, with its first use."""
+    needed: dict[str, tuple[Placeholder, Step, Action]] = {}
+    for step in parts:
+        for action in tabs.actions(step):
+            if action.kind != "run":
+                continue
+            for ph in action.placeholders:
+                needed.setdefault(ph.name, (ph, step, action))
+    return list(needed.values())
+
+
+# -- what a block runs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one shell round trip runs: a whole block, or one command of a ``$ `` block."""
+
+    action: Action
+    """The block it comes from."""
+    index: int
+    """Its position in the block (0 for a whole block)."""
+    origin: Origin
+    """Where failures point: the block's fence, or the ``$ `` command's line."""
+    code: str
+    """Shell code, placeholders replaced by variable references."""
+    expected: tuple[str, ...] | None
+    """Output lines it must print (``$ `` blocks), else None."""
+
+
+def units(action: Action, literal: Mapping[str, str]) -> list[Unit]:
+    """Return the units ``action`` runs as; ``literal`` are values that may be written into
+    the code (no secret), every other placeholder becomes a shell variable reference."""
+    names = [p.name for p in action.placeholders]
+    if not action.expects_output:
+        body = substitute(action.code, names, literal=literal).code
+        return [Unit(action, 0, action.origin, body, None)]
+    # A `$ ` command's failure points at its own line, past the opening fence.
+    first_line = action.origin.line + (1 if action.fenced else 0)
+    return [
+        Unit(
+            action,
+            index,
+            Origin(action.origin.path, first_line + command.offset),
+            substitute(command.code, names, literal=literal).code,
+            command.expected,
+        )
+        for index, command in enumerate(action.commands)
+    ]
+
+
+def edited(action: Action, code: str) -> Action:
+    """Return ``action`` as the operator edited it: its code, inputs and commands anew."""
+    commands = (
+        tuple(PromptCommand(c, tuple(out), at) for c, out, at in prompt_commands(code))
+        if action.expects_output
+        else ()
+    )
+    return replace(
+        action,
+        code=code,
+        placeholders=tuple(Placeholder(n, is_secret(n)) for n in placeholders_in(code)),
+        expects_output=bool(commands),
+        commands=commands,
+    )
+
+
+# -- the dry run ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DryPart:
+    """A step as a dry run shows it: a step of the guide, or a step that one runs."""
+
+    step: Step
+    """The step."""
+    label: str
+    """What it runs as (``repeating step 4`` …), empty for the guide's own step."""
+    named: str
+    """How messages name it."""
+    choice: tuple[str, str] | None
+    """A choice of tabs a person must make (what, and how to make it ahead), if any."""
+    actions: tuple[Action, ...]
+    """Its blocks in the chosen tabs (and in undecided ones)."""
+    previews: tuple[str, ...]
+    """Per block, its code with known values filled in, secrets masked (empty if shown)."""
+    missing: tuple[Placeholder, ...]
+    """Inputs its blocks use that have no value yet."""
+
+
+@dataclass(frozen=True)
+class DryStep:
+    """A step of the guide in a dry run: whether it would run, and what."""
+
+    step: Step
+    """The step."""
+    pending: bool
+    """Whether it would run (else it is done and skipped)."""
+    parts: tuple[DryPart, ...] = ()
+    """The step and every step it runs, when it would run."""
+
+
+def dry_plan(
+    steps: Sequence[Step],
+    *,
+    book: Runbook,
+    guides: Mapping[Path, Runbook],
+    options: ExecOptions,
+    tabs: TabChoices,
+    inputs: Inputs,
+    nesting: Nesting,
+    refuse: Ask,
+) -> list[DryStep]:
+    """Return what running ``steps`` would do; ``refuse`` says a tab choice needs a person."""
+    plan = []
+    for step in steps:
+        if not pending(step, options):
+            plan.append(DryStep(step, False))
+            continue
+        parts = []
+        for inner, label in expanded(step, book, guides):
+            with nesting.part_of(step, label):
+                parts.append(_dry_part(inner, label, nesting.named(inner), tabs, inputs, refuse))
+        plan.append(DryStep(step, True, tuple(parts)))
+    return plan
+
+
+def _dry_part(
+    step: Step, label: str, named: str, tabs: TabChoices, inputs: Inputs, refuse: Ask
+) -> DryPart:
+    choice = None
+    try:
+        tabs.decide(step, refuse)
+    except NeedsOperator as exc:
+        choice = (exc.message, exc.hint or "")
+    actions = tuple(tabs.actions(step))
+    secrets = inputs.secrets()
+    return DryPart(
+        step=step,
+        label=label,
+        named=named,
+        choice=choice,
+        actions=actions,
+        previews=tuple(
+            preview(a.code, inputs.values, secrets) if a.executable else "" for a in actions
+        ),
+        missing=tuple(
+            ph
+            for a in actions
+            if a.executable
+            for ph in a.placeholders
+            if ph.name not in inputs.values
+        ),
+    )

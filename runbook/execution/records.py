@@ -1,0 +1,200 @@
+"""The run's records, in their safe order: the journal, the transcript and the guide's ticks.
+
+For every action: journal start → run → journal end. For every step: journal end (fsynced)
+→ tick → tick record. A tick therefore never outruns the journal, and a run killed between
+the end record and the tick is finished by the next run (the journal says the step was
+done). What the journal says about earlier runs (unknown outcomes, unticked steps, timers)
+is read here too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from runbook.checklist import runtime_dir, snapshot
+from runbook.errors import ConcurrentEditError
+from runbook.journal import (
+    Journal,
+    StepState,
+    journal_path,
+    last_timer_start,
+    new_run_id,
+    run_ids,
+    step_states,
+    transcript_path,
+)
+from runbook.lock import Lock, lock_name
+from runbook.model import Runbook, Step
+from runbook.state import Tick, apply_ticks
+
+
+class Records:
+    """The journal and transcript of one run of a guide, and the ticks it makes."""
+
+    def __init__(self, book: Runbook, redact: Callable[[str], str]) -> None:
+        """Prepare the records of ``book``; ``redact`` masks secrets in every record."""
+        self.book = book
+        self._redact = redact
+        # Ticks always name lines of the guide as loaded; apply_ticks follows edits from there.
+        self._snapshot = snapshot(book)
+        self._journal: Journal | None = None
+        self.transcript: BinaryIO | None = None
+        """The transcript, once open: the shells write the raw output there."""
+        self.transcript_path: Path | None = None
+        """Where the transcript is, once open."""
+
+    def lock(self, command: str) -> Lock:
+        """Return the lock that keeps a second run of the guide out."""
+        return Lock(
+            runtime_dir(self.book) / "locks",
+            lock_name(self.book.path, "run"),
+            kind="run",
+            subject=self.book.path,
+            command=command,
+        )
+
+    def open(self, **start: Any) -> None:
+        """Open the journal and a new transcript; record the run's start (fsynced) with the
+        fields ``start`` (steps, inputs, tabs …)."""
+        runtime = runtime_dir(self.book)
+        run_id = new_run_id()
+        self._journal = Journal(journal_path(runtime, self.book.path), run_id, redact=self._redact)
+        path = transcript_path(runtime, run_id)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self.transcript = os.fdopen(fd, "ab", buffering=0)
+        self.transcript_path = path
+        self._journal.write(
+            "run-start",
+            sync=True,
+            guide=str(self.book.path),
+            pid=os.getpid(),
+            **start,
+            transcript=str(path),
+        )
+
+    @property
+    def journal(self) -> Journal:
+        """The open journal."""
+        if self._journal is None:
+            raise RuntimeError("the journal is not open")
+        return self._journal
+
+    def write(self, event: str, *, sync: bool = False, **fields: Any) -> None:
+        """Append one record; with ``sync``, make it durable before returning."""
+        self.journal.write(event, sync=sync, **fields)
+
+    def mark(self, text: str) -> None:
+        """Write a marker line into the transcript, so its output can be told apart."""
+        if self.transcript is not None:
+            self.transcript.write(f"\n##### runbook: {text}\n".encode())
+
+    def close(self) -> None:
+        """Close the journal and the transcript (their records are already written)."""
+        if self._journal is not None:
+            self._journal.close()
+        if self.transcript is not None:
+            self.transcript.close()
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def end_step(self, step: Step, result: str, duration: float) -> None:
+        """Record that ``step`` ended, durably, before any tick."""
+        # The guide as it is before the tick: a later run knows exactly whether anyone
+        # changed it since, should this run die before ticking.
+        extra = {"guide_sha256": _sha256_of(self.book.path)} if result == "done" else {}
+        self.write(
+            "step-end",
+            sync=True,
+            step=step.number,
+            result=result,
+            duration=round(duration, 3),
+            **extra,
+        )
+
+    def tick(self, step: Step) -> bool:
+        """Tick ``step`` in the guide, then record the tick; False when it has no item.
+
+        Raise ConcurrentEditError (recorded, fsynced) when its item changed meanwhile.
+        """
+        if step.item is None:
+            return False
+        tick = Tick(step.item.origin.path, step.item.origin.line, True, step.item.text)
+        try:
+            apply_ticks(
+                self.book.path,
+                [tick],
+                snapshot=self._snapshot,
+                lock_dir=runtime_dir(self.book) / "locks",
+            )
+        except ConcurrentEditError as exc:
+            self.write("tick-refused", sync=True, step=step.number, reason=exc.message)
+            raise
+        self.write("tick", step=step.number, line=step.item.origin.line)
+        return True
+
+    def states(self) -> dict[int, StepState]:
+        """Return what the journal last says about each step, across runs."""
+        return step_states(self.journal.path)
+
+    def unfinished(self, steps: Sequence[Step]) -> Iterator[tuple[Step, StepState, bool]]:
+        """Yield the steps the previous run completed without ticking them, as (step, its
+        state, whether the guide changed since), settling the simpler cases as it goes.
+
+        A step recorded ``done`` by the previous run without a tick record was done. When
+        the guide has not changed since that record, the tick never happened: the caller
+        ticks it. When its box is ticked, only the record was missing: it is written here.
+        When the guide changed since (a person may have cleared the box on purpose), the
+        step is like an unknown outcome: asked about, never guessed. Older runs are not
+        trusted for this: a reset since then must stand. An unknown outcome whose box a
+        person ticked is settled here too.
+        """
+        runs = run_ids(self.journal.path)
+        previous = runs[-2] if len(runs) >= 2 else None
+        states = self.states()
+        for step in steps:
+            state = states.get(step.number)
+            if state is None or step.item is None:
+                continue
+            if state.unknown and step.checked:
+                # A person looked and ticked it: the unknown outcome is settled.
+                self.write("step-resolved", sync=True, step=step.number, choice="checked-by-hand")
+                continue
+            if not state.done_unticked or state.run != previous:
+                continue
+            if step.checked:
+                self.write("tick", step=step.number, line=step.item.origin.line)
+                continue
+            current = hashlib.sha256(self.book.rendered.source).hexdigest()
+            changed = (
+                state.guide != current
+                if state.guide
+                else _modified_after(self.book.path, state.time)
+            )
+            yield step, state, changed
+
+    def timer_start(self, name: str) -> tuple[float, int | None] | None:
+        """Return when and in which step timer ``name`` last started, in any run."""
+        return last_timer_start(self.journal.path, name)
+
+
+def _sha256_of(path: Path) -> str | None:
+    """Return the SHA-256 of a file's bytes, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _modified_after(path: Path, when: str) -> bool:
+    """Whether ``path`` was modified at or after the journal time ``when`` (or it is unclear)."""
+    try:
+        stamp = dt.datetime.fromisoformat(when).timestamp()
+        return os.stat(path).st_mtime >= stamp
+    except (OSError, ValueError):
+        return True

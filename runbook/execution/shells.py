@@ -1,0 +1,96 @@
+"""The shells blocks run in, known by their shape only: one per host, from a factory.
+
+A real run gets them from ``runbook.execution.sessions`` (``runbook.shell`` over pexpect);
+tests hand the loop fakes of the same shape, and run without pexpect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from runbook.execution.verdict import Result
+from runbook.inputs import shell_var
+from runbook.redact import Redactor
+
+
+class Shell(Protocol):
+    """One persistent shell (the shape of ``runbook.shell.Session``)."""
+
+    def start(self) -> None:
+        """Start the shell; raise a RunbookError saying why it cannot."""
+
+    def define(self, name: str, value: str, *, export: bool = False, secret: bool = False) -> None:
+        """Make shell variable ``name`` hold ``value``, never as shell source text."""
+
+    def run(
+        self,
+        script: str | bytes,
+        *,
+        timeout: float | None,
+        answers: Sequence[Any] = (),
+        on_output: Callable[[bytes], None] | None = None,
+        operator: Any | None = None,
+    ) -> Result:
+        """Run one block and wait for it to end."""
+
+    def interrupt(self) -> None:
+        """Stop the running block (async-signal-safe)."""
+
+    def close(self) -> None:
+        """End the shell and everything it started."""
+
+
+class ShellFactory(Protocol):
+    """Where the loop gets its shells, and the objects their ``run`` takes."""
+
+    def open(
+        self, host: str, *, cwd: Path, redactor: Redactor, transcript: BinaryIO | None
+    ) -> Shell:
+        """Return a shell, not started yet, for ``host``, starting in ``cwd`` when local."""
+
+    def answer(self, expect: str, send: str, *, secret: bool) -> Any:
+        """Return a declared answer for ``run``: type ``send`` when ``expect`` shows."""
+
+    def operator(self, on_handover: Callable[[str], None]) -> Any | None:
+        """Return the person who can take the keyboard during ``run``, None if no one can."""
+
+
+class Hosts:
+    """The run's shells, one per host, started on first use; each input defined once."""
+
+    def __init__(self, factory: ShellFactory, *, cwd: Path, redactor: Redactor) -> None:
+        self.factory = factory
+        self.cwd = cwd
+        self.redactor = redactor
+        self.transcript: BinaryIO | None = None
+        """Where shells write raw output; set once the run's transcript is open."""
+        self._shells: dict[str, Shell] = {}
+        self._defined: dict[str, set[str]] = {}
+
+    def shell(self, host: str) -> Shell:
+        """Return the shell of ``host``, starting it the first time."""
+        shell = self._shells.get(host)
+        if shell is None:
+            shell = self.factory.open(
+                host, cwd=self.cwd, redactor=self.redactor, transcript=self.transcript
+            )
+            # Kept before it starts: closing the run closes a shell that failed to start too.
+            self._shells[host] = shell
+            self._defined[host] = set()
+            shell.start()
+        return shell
+
+    def define(self, host: str, name: str, value: str, *, secret: bool) -> None:
+        """Give input ``name`` its value in the shell of ``host``, unless it has it."""
+        defined = self._defined[host]
+        if name not in defined:
+            self._shells[host].define(shell_var(name), value, secret=secret)
+            defined.add(name)
+
+    def close(self) -> None:
+        """Close every shell."""
+        for shell in self._shells.values():
+            shell.close()
+        self._shells.clear()

@@ -1,0 +1,192 @@
+"""What a finished block means for its step, and how a step or a whole run ended.
+
+A block's result comes from a shell (``runbook.shell`` in a real run, a fake in tests);
+only its shape matters here, so this module runs without pexpect. Outcomes are compared by
+their string values, which are the session's contract (``Outcome`` is a ``StrEnum``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from runbook.errors import (
+    EXIT_INTERRUPTED,
+    Interrupted,
+    NeedsOperator,
+    RunbookError,
+    StepFailed,
+)
+from runbook.execution.operator import Quit
+from runbook.ui import format_duration
+
+if TYPE_CHECKING:
+    from runbook.execution.plan import Unit
+
+OK = "ok"
+FAILED = "failed"
+TIMEOUT = "timeout"
+INTERRUPTED = "interrupted"
+SHELL_DIED = "shell-died"
+NEEDS_INPUT = "needs-input"
+
+
+class Result(Protocol):
+    """What running one block did (the shape of ``runbook.shell.BlockResult``)."""
+
+    @property
+    def status(self) -> int | None:
+        """Exit status; None when the block did not finish on its own."""
+
+    @property
+    def duration(self) -> float:
+        """Seconds the block took."""
+
+    @property
+    def outcome(self) -> str:
+        """How it ended: ``ok``, ``failed``, ``timeout``, ``interrupted``, ``shell-died``,
+        ``needs-input``."""
+
+    @property
+    def last_line(self) -> str:
+        """Its last non-empty output line, already masked."""
+
+    @property
+    def answered(self) -> tuple[str, ...]:
+        """Expect texts answered from the block's declared answers."""
+
+    @property
+    def handed_over(self) -> bool:
+        """Whether the operator was given the keyboard."""
+
+    @property
+    def restarted(self) -> bool:
+        """Whether a fresh shell replaced one that died."""
+
+    @property
+    def output_bytes(self) -> int:
+        """Bytes of output."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How one step went, for the summary."""
+
+    number: int
+    """The step number."""
+    title: str
+    """The step title."""
+    result: str
+    """``done``, ``skipped``, ``failed``, ``stopped``, ``interrupted``, ``error`` or
+    ``already done``."""
+    duration: float = 0.0
+    """Seconds the step took in this run."""
+    note: str = ""
+    """A short remark for the summary (``tick refused``, ``unknown outcome`` …)."""
+
+
+def judge(
+    result: Result, expected: Sequence[str] | None, output: bytes, timeout: float | None
+) -> str | None:
+    """Return what went wrong with a block (``exited with status 2`` …), None when it is ok.
+
+    ``expected`` are the output lines a ``$ `` command must print, compared with ``output``.
+    """
+    outcome = result.outcome
+    if outcome == OK:
+        if expected is not None and not output_matches(output, expected):
+            return "output differs from what the guide expects:\n" + _diff(expected, output)
+        return None
+    last = f" (last output: {result.last_line!r})" if result.last_line else ""
+    if outcome == FAILED:
+        return f"exited with status {result.status}{last}"
+    if outcome == TIMEOUT:
+        return f"was stopped after the {format_duration(timeout or 0)} timeout{last}"
+    if outcome == INTERRUPTED:
+        return "was interrupted (Ctrl-C)"
+    if outcome == NEEDS_INPUT:
+        return f"is waiting for input: {result.last_line!r}"
+    if outcome == SHELL_DIED:
+        return (
+            f"ended the shell (status {result.status}); a fresh shell replaced it, so the "
+            "working directory and variables were reset"
+        )
+    return f"ended with {outcome}"
+
+
+def failure(
+    named: str, unit: Unit, what: str, result: Result, *, resume: str, resume_step: int
+) -> RunbookError:
+    """Return the error that stops the run after ``unit`` of step ``named`` went wrong.
+
+    A command waiting for input needs a person (exit 4); anything else failed the step.
+    """
+    where = unit.origin
+    subject = "the block" if unit.expected is None else "the command"
+    if unit.action.host != "local":
+        subject += f" on {unit.action.host}"
+    if result.outcome == NEEDS_INPUT:
+        prompt = result.last_line.strip()[-40:] or "…"
+        return NeedsOperator(
+            f"{named}: {subject} {what}",
+            path=where.path,
+            line=where.line,
+            hint="answer it in an interactive run, or declare the answer on the block: "
+            f'{{ .run expect="{prompt}" send="…" }}',
+        )
+    return StepFailed(
+        f"{named} failed: {subject} {what}",
+        path=where.path,
+        line=where.line,
+        hint=f"fix the cause, then run '{resume}' again to resume at step {resume_step}",
+    )
+
+
+def step_result(ran: int, complete: bool) -> tuple[str, str]:
+    """Return a step's result and note, from how many of its blocks ran (or were done by
+    hand) and whether none was skipped after failing."""
+    if not complete:
+        return "skipped", "a failed block was skipped"
+    if not ran:
+        return "skipped", "every block was skipped"
+    return "done", ""
+
+
+def result_of(exc: BaseException) -> str:
+    """Name how a step or run ended, from what stopped it."""
+    if isinstance(exc, KeyboardInterrupt | Interrupted):
+        return "interrupted"
+    if isinstance(exc, Quit | NeedsOperator):
+        return "stopped"
+    if isinstance(exc, StepFailed):
+        return "failed"
+    if isinstance(exc, RunbookError) and exc.exit_code == EXIT_INTERRUPTED:
+        return "interrupted"
+    return "error"
+
+
+def output_matches(output: bytes, expected: Sequence[str]) -> bool:
+    """Compare output with expected lines: ``*`` matches any text, a ``...`` line any lines."""
+    got = output.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n").split("\n")
+    if got == [""]:
+        got = []
+    want = [w.rstrip() for w in expected]
+    while want and not want[-1]:
+        want.pop()
+    pattern = "\n".join(
+        ".*?" if w == "..." else ".*".join(re.escape(p) for p in w.split("*")) for w in want
+    )
+    return re.fullmatch(pattern, "\n".join(g.rstrip() for g in got), re.S) is not None
+
+
+def _diff(expected: Sequence[str], output: bytes) -> str:
+    got = output.decode("utf-8", "replace").rstrip("\n").split("\n")
+    lines = (
+        ["    expected:"]
+        + [f"      {w}" for w in expected]
+        + ["    got:"]
+        + [f"      {g}" for g in got[:20]]
+    )
+    return "\n".join(lines)

@@ -1,0 +1,916 @@
+"""The execution package with fake shells: the loop, the plan, the records, the operator.
+
+Every scenario below runs in one child process that never imports pexpect: the shells are
+fakes with the shape of ``runbook.shell.Session`` (``run(...)`` returning results), handed
+to the runner through its factory, as ``runbook exec`` hands it the real ones. Each
+scenario checks ``"pexpect" not in sys.modules`` when it is done, and the child reports it
+once more at the end. The subprocess tests (test_exec.py, test_exec_pty.py …) run the same
+code with real shells.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbook.errors import GuideError, Interrupted, NeedsOperator, RunbookError, StepFailed
+from runbook.execution import ExecOptions, Runner, plan
+from runbook.execution.tabs import TabChoices
+from runbook.execution.verdict import output_matches
+from runbook.inputs import shell_var
+from runbook.model import Runbook
+from runbook.ui import Console
+
+ROOT = Path(__file__).resolve().parent.parent
+CANARY = "CANARY-51d0c2aa"
+
+# -- fakes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FakeResult:
+    """A block result, as ``runbook.shell.BlockResult`` has it."""
+
+    status: int | None = 0
+    duration: float = 0.001
+    outcome: str = "ok"
+    last_line: str = ""
+    answered: tuple[str, ...] = ()
+    handed_over: bool = False
+    restarted: bool = False
+    output_bytes: int = 0
+
+
+Behaviour = Callable[["FakeShell", str], tuple[FakeResult, bytes]]
+
+
+def succeed(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+    """Every block succeeds without output."""
+    return FakeResult(), b""
+
+
+@dataclass
+class FakeShell:
+    """A shell that records what it is given and answers as ``behaviour`` says."""
+
+    host: str
+    behaviour: Behaviour
+    cwd: Path
+    started: bool = False
+    closed: bool = False
+    interrupted: int = 0
+    defined: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+    answers: list[Any] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.started = True
+
+    def define(self, name: str, value: str, *, export: bool = False, secret: bool = False) -> None:
+        self.defined[name] = (value, secret)
+
+    def run(
+        self,
+        script: str | bytes,
+        *,
+        timeout: float | None,
+        answers: Sequence[Any] = (),
+        on_output: Callable[[bytes], None] | None = None,
+        operator: Any | None = None,
+    ) -> FakeResult:
+        text = script.decode() if isinstance(script, bytes) else script
+        self.ran.append(text.rstrip("\n"))
+        self.answers.append(tuple(answers))
+        result, output = self.behaviour(self, text)
+        if output and on_output is not None:
+            on_output(output)
+        return result
+
+    def interrupt(self) -> None:
+        self.interrupted += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeShells:
+    """The factory: one fake shell per host."""
+
+    def __init__(self, behaviour: Behaviour = succeed) -> None:
+        self.behaviour = behaviour
+        self.shells: dict[str, FakeShell] = {}
+
+    def open(self, host: str, *, cwd: Path, redactor: Any, transcript: Any) -> FakeShell:
+        shell = FakeShell(host, self.behaviour, cwd)
+        self.shells[host] = shell
+        return shell
+
+    def answer(self, expect: str, send: str, *, secret: bool) -> tuple[str, str, bool]:
+        return (expect, send, secret)
+
+    def operator(self, on_handover: Callable[[str], None]) -> None:
+        return None
+
+    @property
+    def ran(self) -> list[str]:
+        return [script for shell in self.shells.values() for script in shell.ran]
+
+
+class Scripted(Console):
+    """A console whose operator answers from a list, and whose output is kept."""
+
+    def __init__(self, answers: Sequence[str | None] = ()) -> None:
+        self.text = io.StringIO()
+        super().__init__(self.text, tty=False)
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    def _next(self, question: str) -> Any:
+        self.asked.append(question)
+        assert self.answers, f"unexpected question: {question}"
+        return self.answers.pop(0)
+
+    def choose(self, question: str, choices: Sequence[tuple[str, str]]) -> str:
+        answer: str = self._next(question)
+        return answer
+
+    def pick(self, question: str, options: Sequence[str]) -> str | None:
+        answer: str | None = self._next(question)
+        return answer
+
+    def ask_value(self, name: str, secret: bool) -> str:
+        answer: str = self._next(f"<{name}>" + (" (hidden)" if secret else ""))
+        return answer
+
+    def edit(self, text: str, *, suffix: str = ".sh") -> str | None:
+        answer: str | None = self._next("edit")
+        return answer
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def load(path: Path) -> Runbook:
+    from runbook.guide import load as load_guide
+
+    return load_guide(path)
+
+
+@dataclass
+class Outcome:
+    """What one run did."""
+
+    code: int | None
+    error: RunbookError | None
+    console: Scripted
+    shells: FakeShells
+    guide: Path
+
+    @property
+    def out(self) -> str:
+        return self.console.text.getvalue()
+
+    def records(self) -> list[dict[str, Any]]:
+        folder = self.guide.parent / ".runbook" / "journal"
+        return [
+            json.loads(line)
+            for path in sorted(folder.glob("*.jsonl"))
+            for line in path.read_text().splitlines()
+        ]
+
+    def events(self) -> list[str]:
+        return [r["event"] for r in self.records()]
+
+    def ticked(self) -> list[int]:
+        return [s.number for s in load(self.guide).steps if s.checked]
+
+
+def run(
+    guide: Path,
+    *,
+    shells: FakeShells | None = None,
+    answers: Sequence[str | None] = (),
+    guides: dict[Path, Runbook] | None = None,
+    **options: Any,
+) -> Outcome:
+    """Run ``guide`` with fake shells; non-interactive unless ``answers`` are given."""
+    from runbook.site import load_site
+
+    book = load(guide)
+    shells = shells or FakeShells()
+    console = Scripted(answers)
+    options.setdefault("interactive", bool(answers))
+    runner = Runner(
+        book,
+        load_site(guide),
+        ExecOptions(**options),
+        shells,
+        guides=guides,
+        console=console,
+        guide_arg=guide.name,
+    )
+    try:
+        code, error = runner.run(), None
+    except RunbookError as exc:
+        code, error = None, exc
+    assert not console.answers, f"answers left: {console.answers}"
+    return Outcome(code, error, console, shells, guide)
+
+
+TWO_STEPS = """
+    # Two steps
+
+    * [ ] 1. First
+    * [ ] 2. Second
+
+    ### 1. First
+
+    ```bash { .run }
+    echo one
+    ```
+
+    ### 2. Second
+
+    ```bash { .run }
+    echo two
+    ```
+"""
+
+# -- scenarios --------------------------------------------------------------------------------
+
+SCENARIOS: dict[str, Callable[[Path], None]] = {}
+
+
+def scenario(func: Callable[[Path], None]) -> Callable[[Path], None]:
+    SCENARIOS[func.__name__] = func
+    return func
+
+
+@scenario
+def blocks_run_in_order_and_each_step_is_ticked_after_its_end_is_recorded(tmp: Path) -> None:
+    guide = write(tmp, "g.md", TWO_STEPS)
+    done = run(guide)
+    assert done.code == 0, done.error
+    assert done.shells.ran == ["echo one", "echo two"]
+    shell = done.shells.shells["local"]
+    assert shell.started and shell.closed
+    assert shell.cwd == tmp  # the site root of a lone guide
+    assert done.ticked() == [1, 2]
+    assert done.events() == [
+        "run-start",
+        "step-start",
+        "action-start",
+        "action-end",
+        "step-end",
+        "tick",
+        "step-start",
+        "action-start",
+        "action-end",
+        "step-end",
+        "tick",
+        "run-end",
+    ]
+    assert "Summary" in done.out and "2 done" in done.out
+    # A second run finds both ticked and runs nothing.
+    again = run(guide)
+    assert again.code == 0 and again.shells.ran == []
+    assert "steps 1, 2 were already done" in again.out
+
+
+@scenario
+def a_failed_block_stops_the_run_and_the_next_run_resumes_there(tmp: Path) -> None:
+    guide = write(tmp, "g.md", TWO_STEPS)
+
+    def fail_two(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        if "two" in script:
+            return FakeResult(status=3, outcome="failed", last_line="no such thing"), b""
+        return FakeResult(), b""
+
+    failed = run(guide, shells=FakeShells(fail_two))
+    assert isinstance(failed.error, StepFailed)
+    assert failed.error.message == (
+        "step 2 failed: the block exited with status 3 (last output: 'no such thing')"
+    )
+    assert failed.error.line == 14
+    assert "run 'runbook exec g.md' again to resume at step 2" in (failed.error.hint or "")
+    assert failed.ticked() == [1]
+    ends = [r for r in failed.records() if r["event"] in ("step-end", "run-end")]
+    assert [e["result"] for e in ends] == ["done", "failed", "failed"]
+    resumed = run(guide)
+    assert resumed.code == 0 and resumed.shells.ran == ["echo two"]
+    assert resumed.ticked() == [1, 2]
+
+
+@scenario
+def prompt_blocks_run_command_by_command_and_compare_output(tmp: Path) -> None:
+    guide = write(
+        tmp,
+        "g.md",
+        """
+        # Output
+
+        * [ ] 1. Check
+
+        ### 1. Check
+
+        ```console { .run }
+        $ mysql --version
+        mysql  Ver 8.0.* for Linux
+        $ echo done
+        done
+        ```
+        """,
+    )
+    version = b"mysql  Ver 5.7.44 for Linux\n"
+
+    def old_mysql(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        return FakeResult(), version if "mysql" in script else b"done\n"
+
+    failed = run(guide, shells=FakeShells(old_mysql))
+    assert isinstance(failed.error, StepFailed)
+    assert "the command output differs from what the guide expects" in failed.error.message
+    assert failed.error.line == 8  # the `$ ` line, not the fence
+    assert failed.shells.ran == ["mysql --version"]
+    version = b"mysql  Ver 8.0.36 for Linux\n"
+    passed = run(guide, shells=FakeShells(old_mysql))
+    assert passed.code == 0 and passed.shells.ran == ["mysql --version", "echo done"]
+
+
+@scenario
+def inputs_reach_the_shell_as_variables_and_secrets_are_masked(tmp: Path) -> None:
+    guide = write(
+        tmp,
+        "g.md",
+        """
+        # Inputs
+
+        * [ ] 1. Connect
+
+        ### 1. Connect
+
+        ```bash { .run }
+        connect <db-host> <db-password>
+        ```
+        """,
+    )
+    done = run(guide, sets={"db-host": "10.0.0.5", "db-password": CANARY})
+    assert done.code == 0, done.error
+    shell = done.shells.shells["local"]
+    host, password = shell_var("db-host"), shell_var("db-password")
+    assert shell.defined == {host: ("10.0.0.5", False), password: (CANARY, True)}
+    # Values are never code: the block only refers to the variables.
+    assert shell.ran == [f'connect "${{{host}}}" "${{{password}}}"']
+    start = done.records()[0]
+    assert start["inputs"] == {"db-host": "10.0.0.5"}
+    assert start["secret_inputs"] == ["db-password"]
+    assert CANARY not in done.out
+    assert CANARY not in json.dumps(done.records())
+    assert "connect 10.0.0.5 ********" in done.out
+
+
+@scenario
+def without_a_person_a_run_stops_before_anything_runs_and_names_the_flag(tmp: Path) -> None:
+    guide = write(
+        tmp,
+        "g.md",
+        """
+        # Needs
+
+        * [ ] 1. Auto
+        * [ ] 2. Input
+        * [ ] 3. Tabs
+
+        ### 1. Auto
+
+        ```bash { .run }
+        echo auto
+        ```
+
+        ### 2. Input
+
+        ```bash { .run }
+        echo <name>
+        ```
+
+        ### 3. Tabs
+
+        === "A"
+
+            ```bash { .run }
+            echo a
+            ```
+
+        === "B"
+
+            ```bash { .run }
+            echo b
+            ```
+        """,
+    )
+    tabs = run(guide)
+    assert isinstance(tabs.error, NeedsOperator)
+    assert tabs.error.message == "step 3 offers alternatives: A | B"
+    assert tabs.error.hint == "pick one with --tab A (or another label)"
+    assert tabs.shells.shells == {}  # no shell was even started
+    inputs = run(guide, tabs=("B",))
+    assert isinstance(inputs.error, NeedsOperator)
+    assert inputs.error.message == "step 2 needs <name>, and a non-interactive run cannot ask"
+    assert inputs.error.hint == "give --set name=…"
+    assert inputs.shells.shells == {}
+    done = run(guide, tabs=("B",), sets={"name": "x"})
+    assert done.code == 0
+    assert done.shells.ran == ["echo auto", f'echo "${{{shell_var("name")}}}"', "echo b"]
+    tab = next(r for r in done.records() if r["event"] == "tab")
+    assert (tab["label"], tab["how"]) == ("B", "flag")
+
+
+@scenario
+def a_manual_step_needs_a_person_who_confirms_it(tmp: Path) -> None:
+    guide = write(
+        tmp,
+        "g.md",
+        """
+        # Manual
+
+        * [ ] 1. Look
+
+        ### 1. Look
+
+        Check that the lights are green.
+        """,
+    )
+    stopped = run(guide)
+    assert isinstance(stopped.error, NeedsOperator)
+    assert stopped.error.message == "step 1 (Look) is done by a person"
+    assert "'runbook check g.md 1'" in (stopped.error.hint or "")
+    assert stopped.ticked() == []
+    confirmed = run(guide, answers=["d"])
+    assert confirmed.code == 0 and confirmed.ticked() == [1]
+    assert "Check that the lights are green." in confirmed.out
+    assert confirmed.console.asked == ["Step 1 is manual. Is it done?"]
+
+
+@scenario
+def offered_blocks_are_run_skipped_done_by_hand_or_edited(tmp: Path) -> None:
+    text = """
+        # Offered
+
+        * [ ] 1. Clean
+
+        ### 1. Clean
+
+        ```bash
+        rm -rf /tmp/old
+        ```
+        """
+    refused = run(write(tmp / "a", "g.md", text))
+    assert isinstance(refused.error, NeedsOperator)
+    assert "offers a command that needs a person's yes" in refused.error.message
+    skipped = run(write(tmp / "b", "g.md", text), answers=["s"])
+    assert skipped.code == 0 and skipped.shells.ran == [] and skipped.ticked() == []
+    assert "every block was skipped" in skipped.out
+    by_hand = run(write(tmp / "c", "g.md", text), answers=["d"])
+    assert by_hand.code == 0 and by_hand.shells.ran == [] and by_hand.ticked() == [1]
+    edited = run(write(tmp / "d", "g.md", text), answers=["e", "rm -rf /tmp/older <what>", "x"])
+    assert edited.code == 0
+    assert edited.shells.ran == [f'rm -rf /tmp/older "${{{shell_var("what")}}}"']
+    assert "action-edited" in edited.events()
+    assert edited.console.asked == ["Run this?", "edit", "<what>"]
+
+
+@scenario
+def after_a_failure_the_operator_retries_skips_or_quits(tmp: Path) -> None:
+    guide = write(tmp, "g.md", TWO_STEPS)
+    tries: list[str] = []
+
+    def fails_once(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        tries.append(script)
+        if "one" in script and len(tries) == 1:
+            return FakeResult(status=1, outcome="failed"), b""
+        return FakeResult(), b""
+
+    retried = run(guide, shells=FakeShells(fails_once), answers=["r"])
+    assert retried.code == 0 and retried.shells.ran == ["echo one", "echo one", "echo two"]
+    assert retried.events().count("action-start") == 3
+
+    guide = write(tmp / "b", "g.md", TWO_STEPS)
+    tries.clear()
+    skipped = run(guide, shells=FakeShells(fails_once), answers=["s"])
+    assert skipped.code == 0 and skipped.ticked() == [2]
+    assert "a failed block was skipped" in skipped.out
+
+    guide = write(tmp / "c", "g.md", TWO_STEPS)
+    tries.clear()
+    quit_ = run(guide, shells=FakeShells(fails_once), answers=["q"])
+    assert isinstance(quit_.error, StepFailed) and quit_.ticked() == []
+
+
+@scenario
+def tabs_are_asked_once_and_remembered_by_label(tmp: Path) -> None:
+    guide = write(
+        tmp,
+        "g.md",
+        """
+        # Tabs
+
+        * [ ] 1. One
+        * [ ] 2. Two
+
+        ### 1. One
+
+        === "Sandbox"
+
+            ```bash { .run }
+            echo sandbox one
+            ```
+
+        === "Production"
+
+            ```bash { .run }
+            echo production one
+            ```
+
+        ### 2. Two
+
+        === "Sandbox"
+
+            ```bash { .run }
+            echo sandbox two
+            ```
+
+        === "Production"
+
+            ```bash { .run }
+            echo production two
+            ```
+        """,
+    )
+    done = run(guide, answers=["Sandbox"])
+    assert done.code == 0 and done.shells.ran == ["echo sandbox one", "echo sandbox two"]
+    assert [(r["label"], r["how"]) for r in done.records() if r["event"] == "tab"] == [
+        ("Sandbox", "asked"),
+        ("Sandbox", "remembered"),
+    ]
+
+
+NESTED_MAIN = """
+    # Main
+
+    * [ ] 1. Start
+    * [ ] 2. Sub
+    * [ ] 3. Again
+
+    ### 1. Start
+
+    <!-- runbook: timer start down -->
+
+    ```bash { .run }
+    echo start
+    ```
+
+    ### 2. Sub
+
+    <!-- runbook: exec sub/sub.md -->
+
+    ### 3. Again
+
+    <!-- runbook: repeat 1 -->
+
+    <!-- runbook: timer stop down -->
+"""
+NESTED_SUB = """
+    # Sub guide
+
+    * [ ] 1. Inner
+
+    ### 1. Inner
+
+    ```bash { .run }
+    echo inner
+    ```
+"""
+
+
+@scenario
+def directives_run_other_guides_and_earlier_steps_through_the_same_loop(tmp: Path) -> None:
+    guide = write(tmp, "main.md", NESTED_MAIN)
+    sub_path = write(tmp, "sub/sub.md", NESTED_SUB)
+    missing = run(guide)
+    assert isinstance(missing.error, GuideError)
+    assert "runs sub/sub.md, which was not loaded" in missing.error.message
+    done = run(guide, guides={sub_path: load(sub_path)})
+    assert done.code == 0, done.error
+    assert done.shells.ran == ["echo start", "echo inner", "echo start"]
+    nested = [
+        (r["event"], r["label"], r.get("guide"))
+        for r in done.records()
+        if r["event"] == "nested-start"
+    ]
+    assert nested == [
+        ("nested-start", "Sub guide, step 1", str(sub_path)),
+        ("nested-start", "repeating step 1", None),
+    ]
+    assert "↳ step 2, Sub guide, step 1: Inner" in done.out
+    assert "⏱ down: " in done.out and "(from step 1 to step 3)" in done.out
+    assert done.ticked() == [1, 2, 3]
+    assert load(sub_path).steps[0].checked is False  # a guide run by another is not ticked
+
+
+@scenario
+def a_nested_failure_names_the_step_of_the_guide_that_ran_it(tmp: Path) -> None:
+    guide = write(tmp, "main.md", NESTED_MAIN)
+    sub_path = write(tmp, "sub/sub.md", NESTED_SUB)
+
+    def inner_fails(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        failed = FakeResult(status=2, outcome="failed")
+        return (failed if "inner" in script else FakeResult()), b""
+
+    failed = run(guide, shells=FakeShells(inner_fails), guides={sub_path: load(sub_path)})
+    assert isinstance(failed.error, StepFailed)
+    assert failed.error.message == (
+        "step 2 (Sub guide, step 1) failed: the block exited with status 2"
+    )
+    assert failed.error.path == str(sub_path)
+    assert "to resume at step 2" in (failed.error.hint or "")
+    ends = [(r["event"], r["result"]) for r in failed.records() if "result" in r]
+    assert ends[-3:] == [("nested-end", "failed"), ("step-end", "failed"), ("run-end", "failed")]
+
+
+@scenario
+def an_unknown_outcome_is_asked_about_or_settled_by_a_flag(tmp: Path) -> None:
+    from runbook.journal import Journal, journal_path
+
+    guide = write(tmp, "g.md", TWO_STEPS)
+    # A run that was killed inside step 1: its start is recorded, its end is not.
+    journal = Journal(journal_path(tmp / ".runbook", guide), "20240101T000000Z-abcdef")
+    journal.write("run-start", guide=str(guide), steps=[1, 2])
+    journal.write("step-start", step=1, title="First")
+    journal.close()
+    stopped = run(guide)
+    assert isinstance(stopped.error, NeedsOperator)
+    assert "its outcome is unknown" in stopped.error.message
+    assert "--retry-unknown" in (stopped.error.hint or "")
+    assert stopped.shells.ran == []
+    skipped = run(guide, skip_unknown=True)
+    assert skipped.code == 0 and skipped.shells.ran == ["echo two"]
+    assert "unknown outcome" in skipped.out
+    resolved = [r["choice"] for r in skipped.records() if r["event"] == "step-resolved"]
+    assert resolved == ["skip"]
+
+
+@scenario
+def a_tick_the_killed_run_did_not_make_is_made_by_the_next(tmp: Path) -> None:
+    from runbook.journal import Journal, journal_path
+
+    guide = write(tmp, "g.md", TWO_STEPS)
+    journal = Journal(journal_path(tmp / ".runbook", guide), "20240101T000000Z-abcdef")
+    journal.write("run-start", guide=str(guide), steps=[1, 2])
+    journal.write("step-start", step=1, title="First")
+    journal.write("step-end", step=1, result="done", guide_sha256=_sha(guide))
+    journal.close()
+    done = run(guide)
+    assert done.code == 0
+    assert "step 1 was completed by run 20240101T000000Z-abcdef" in done.out
+    assert done.shells.ran == ["echo two"]
+    assert done.ticked() == [1, 2]
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@scenario
+def the_first_ctrl_c_stops_the_command_and_the_run_ends_interrupted(tmp: Path) -> None:
+    guide = write(tmp, "g.md", TWO_STEPS)
+
+    def ctrl_c(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        os.kill(os.getpid(), signal.SIGINT)  # the handler asks the shell to stop
+        return FakeResult(status=None, outcome="interrupted"), b""
+
+    stopped = run(guide, shells=FakeShells(ctrl_c))
+    assert isinstance(stopped.error, Interrupted)
+    assert stopped.shells.shells["local"].interrupted == 1
+    assert stopped.shells.shells["local"].closed
+    ends = [(r["event"], r["result"]) for r in stopped.records() if "result" in r]
+    assert ends == [("step-end", "interrupted"), ("run-end", "interrupted")]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@scenario
+def a_dry_run_plans_everything_and_starts_no_shell(tmp: Path) -> None:
+    guide = write(tmp, "main.md", NESTED_MAIN.replace("echo start", "echo <who>"))
+    sub_path = write(tmp, "sub/sub.md", NESTED_SUB)
+    dry = run(guide, dry_run=True, guides={sub_path: load(sub_path)})
+    assert dry.code == 0 and dry.shells.shells == {}
+    assert not (tmp / ".runbook").exists()
+    out = dry.out
+    assert "Dry run of" in out
+    assert "  ↳ Sub guide, step 1: Inner" in out
+    assert "  ↳ repeating step 1: Start" in out
+    assert "Inputs still missing: <who>" in out
+    assert "Needs a person: nothing; it can run with --yes." in out
+
+
+@scenario
+def plan_selects_steps_by_options_and_ticks(tmp: Path) -> None:
+    guide = write(tmp, "g.md", TWO_STEPS.replace("* [ ] 1.", "* [x] 1."))
+    book = load(guide)
+
+    def chosen(**options: Any) -> list[int]:
+        found = plan.select(book, ExecOptions(**options), "g.md")
+        return [s.number for s in found if plan.pending(s, ExecOptions(**options))]
+
+    assert chosen() == [2]
+    assert chosen(redo=True) == [1, 2]
+    assert chosen(only=(1,)) == [1]
+    assert chosen(from_step=2) == [2]
+    try:
+        plan.select(book, ExecOptions(only=(9,)), "g.md")
+    except RunbookError as exc:
+        assert exc.message == "no step 9 (steps: 1, 2)"
+    else:
+        raise AssertionError("no step 9 was accepted")
+
+
+@scenario
+def plan_expands_directives_and_splits_prompt_blocks(tmp: Path) -> None:
+    guide = write(tmp, "main.md", NESTED_MAIN)
+    sub_path = write(tmp, "sub/sub.md", NESTED_SUB)
+    book, sub = load(guide), load(sub_path)
+    guides = {sub_path: sub}
+    labels = [
+        (s.title, label) for step in book.steps for s, label in plan.expanded(step, book, guides)
+    ]
+    assert labels == [
+        ("Start", ""),
+        ("Sub", ""),
+        ("Inner", "Sub guide, step 1"),
+        ("Again", ""),
+        ("Start", "repeating step 1"),
+    ]
+    prompt = write(
+        tmp,
+        "p.md",
+        """
+        # P
+
+        ### 1. One
+
+        ```console { .run }
+        $ echo <name>
+        <name>
+        $ echo two
+        two
+        ```
+        """,
+    )
+    action = load(prompt).steps[0].actions[0]
+    units = plan.units(action, {"name": "x"})
+    assert [(u.code, u.expected, u.origin.line) for u in units] == [
+        (f'echo "${{{shell_var("name")}}}"', ("<name>",), 6),
+        ("echo two", ("two",), 8),
+    ]
+    edited = plan.edited(action, "echo whole\n")
+    assert not edited.expects_output and plan.units(edited, {})[0].code == "echo whole\n"
+    assert output_matches(b"mysql  Ver 8.0.36 x\n", ["mysql  Ver 8.0.* x"])
+    assert not output_matches(b"a\nb\n", ["a"])
+    assert output_matches(b"a\nb\nc\n", ["a", "...", "c"])
+
+
+@scenario
+def tab_choices_take_flags_then_patterns_then_the_only_tab(tmp: Path) -> None:
+    guide = write(
+        tmp,
+        "g.md",
+        """
+        # T
+
+        ### 1. One
+
+        === "Sandbox host"
+
+            ```bash { .run }
+            echo s
+            ```
+
+        === "Production"
+
+            === "scp"
+
+                ```bash { .run }
+                echo scp
+                ```
+
+            === "rsync"
+
+                ```bash { .run }
+                echo rsync
+                ```
+        """,
+    )
+    step = load(guide).steps[0]
+
+    def never(step: Any, group: Any, labels: list[str]) -> str:
+        raise AssertionError(f"asked about {labels}")
+
+    tabs = TabChoices(["rsync", "Prod*"])
+    tabs.decide(step, never)
+    assert [a.code.strip() for a in tabs.actions(step)] == ["echo rsync"]
+    asked: list[list[str]] = []
+
+    def ask(step: Any, group: Any, labels: list[str]) -> str:
+        asked.append(labels)
+        return labels[0]
+
+    tabs = TabChoices()
+    tabs.decide(step, ask)
+    assert asked == [["Sandbox host", "Production"]]  # the nested set is left aside
+    assert [a.code.strip() for a in tabs.actions(step)] == ["echo s"]
+    try:
+        plan.check_tab_flags(load(guide), ["Sandbox"])
+    except RunbookError as exc:
+        assert '(tabs: "Sandbox host", Production, scp, rsync)' in exc.message
+    else:
+        raise AssertionError("--tab Sandbox was accepted")
+
+
+@scenario
+def the_command_line_loads_nested_guides_once_and_refuses_a_cycle(tmp: Path) -> None:
+    from runbook.cli import load_nested
+
+    main = write(tmp, "main.md", NESTED_MAIN)
+    sub = write(tmp, "sub/sub.md", NESTED_SUB + "\n    <!-- runbook: exec ../other.md -->\n")
+    other = write(tmp, "other.md", NESTED_SUB.replace("Sub guide", "Other"))
+    guides = load_nested(load(main), {})
+    assert sorted(guides) == sorted([sub, other])
+    write(tmp, "other.md", NESTED_SUB + "\n    <!-- runbook: exec main.md -->\n")
+    try:
+        load_nested(load(main), {})
+    except GuideError as exc:
+        assert "runs main.md, which runs this guide again" in exc.message
+        assert exc.path == str(tmp / "other.md")
+    else:
+        raise AssertionError("the cycle was accepted")
+
+
+# -- the child process and the tests ----------------------------------------------------------
+
+
+def _child() -> None:
+    """Run every scenario (in this process, which never imports pexpect); print results."""
+    results: dict[str, Any] = {}
+    for name, func in SCENARIOS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                func(Path(tmp).resolve())
+                assert "pexpect" not in sys.modules, "pexpect was imported"
+                results[name] = "ok"
+            except BaseException:
+                results[name] = traceback.format_exc()
+    results["__pexpect__"] = "pexpect" in sys.modules
+    print(json.dumps(results))
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> Iterator[dict[str, Any]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import tests.test_execution as t; t._child()"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    yield json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario(outcomes: dict[str, Any], name: str) -> None:
+    assert outcomes[name] == "ok", outcomes[name]
+
+
+def test_the_loop_never_imports_pexpect(outcomes: dict[str, Any]) -> None:
+    assert outcomes["__pexpect__"] is False
