@@ -121,6 +121,24 @@ def test_exact_exit_status(sh: Captured, script: str, status: int) -> None:
 
 
 @pytest.mark.parametrize(
+    ("script", "status", "tail"),
+    [
+        ("printf '%s\\n' \"${PS1@P}\"; false; echo after", 1, ""),
+        ("printf '%s\\n' \"${PS1@P}\"; echo after", 0, "after\n"),
+        ("printf '%s' \"${PS1@P}\"; sleep 0.5; echo after", 0, "after\n"),
+        ("for i in 1 2; do printf '%s\\n' \"${PS1@P}\"; done; (exit 3)", 3, ""),
+    ],
+)
+def test_output_that_prints_the_prompt_neither_ends_the_block_nor_fakes_its_status(
+    sh: Captured, script: str, status: int, tail: str
+) -> None:
+    out = sh.run(script)
+    assert sh.last.status == status, out
+    assert out.decode().endswith(tail)
+    assert sh.run("echo next") == b"next\n" and sh.last.status == 0
+
+
+@pytest.mark.parametrize(
     ("script", "output", "status"),
     [
         ("echo a; false; echo b", "a\n", 1),

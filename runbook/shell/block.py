@@ -22,7 +22,7 @@ from runbook.shell.model import Answer, BlockResult, Operator, Outcome
 from runbook.shell.output import Output
 from runbook.shell.process import ShellGone, ShellProcess
 from runbook.shell.protocol import Sentinels
-from runbook.shell.sentinel import EchoStripper
+from runbook.shell.sentinel import EchoStripper, SentinelScanner
 from runbook.shell.stop import Stop
 
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -82,6 +82,14 @@ class BlockRun:
         self._begun = True
         """Whether the shell has started executing the block (it prints a marker first)."""
         self._handover: Handover | None = None
+        self._end: SentinelScanner | None = None
+        """Finds the mark this block's line prints when the block returns (see Sentinels)."""
+        self._ended: int | None = None
+        """The status the end mark carried; the prompt after it is then awaited."""
+        self._prompt_status: int | None = None
+        """The status of a prompt the output last ended with, before any end mark."""
+        self._at_prompt = False
+        """The shell was found idle at that prompt: the block ended without its mark."""
         self._poller = select.poll()
         self._last_io = started
         self._next_probe = started
@@ -98,7 +106,7 @@ class BlockRun:
             # Stopped before it started: nothing runs yet, so nothing to signal.
             self.stop = self._new_stop(Outcome.INTERRUPTED)
             return Ending(None)
-        line = self._sentinels.block_line
+        line, self._end = self._sentinels.block()
         self._echo = EchoStripper(line)
         self._begun = False
         self._sentinels.begin.reset()
@@ -179,7 +187,24 @@ class BlockRun:
         if self._interrupts.fd in ready:
             self._interrupts.clear()
         self._watch(outbox, deadline, now)
+        if self._at_prompt:
+            return Ending(self._prompt_status)
         return None
+
+    def _note_prompt(self, output: bytes) -> None:
+        """Remember a prompt the output ended with, which bash alone may have printed.
+
+        A command killed by SIGINT makes bash drop the rest of the typed line, end mark
+        included, and print its prompt; that prompt ends the block once the shell is found
+        idle at it (``_watch``). Output after it means it was the block's own.
+        """
+        if not output.strip():
+            return
+        status, after = self._sentinels.prompt.last(output)
+        if status is not None and not after.strip():
+            self._prompt_status = status
+        else:
+            self._prompt_status = None
 
     def _poll_time(self, deadline: float | None) -> float:
         """Return how long the next poll may wait: until the next thing due, at most 0.1 s."""
@@ -201,6 +226,16 @@ class BlockRun:
         if not self._begun:
             before, self._begun, after = self._sentinels.begin.split(data)
             data = before + after
+        if self._end is not None and self._ended is None and self.stop is None:
+            # Only the end mark ends a running block: its output may print a prompt.
+            before, self._ended, data = self._end.take(data)
+            self.output.feed(before)
+            if self._ended is None:
+                self._note_prompt(before)
+                return None
+        if self._ended is not None:
+            # The shell prints nothing between the end mark and its prompt.
+            return self._ended if self._sentinels.prompt.feed(data)[1] is not None else None
         text, status = self._sentinels.prompt.feed(data)
         self.output.feed(text)
         return status
@@ -229,7 +264,10 @@ class BlockRun:
         # Back off on long quiet stretches: each probe may scan /proc.
         self._next_probe = now + min(1.0, max(0.2, (now - self._last_io) / 5))
         if self._waits_for_input(now):
-            self._respond(outbox, now)
+            if self._prompt_status is not None:
+                self._at_prompt = True  # bash itself reads at its prompt
+            else:
+                self._respond(outbox, now)
 
     def _waits_for_input(self, now: float) -> bool:
         """Ask the detector whether the quiet command waits for input."""

@@ -47,13 +47,24 @@ class Sentinels:
         # is bash reading the typed line, not a command waiting for input.
         self.begin = SentinelScanner(f"__RG{token}:".encode(), b";")
         """Finds the mark the shell prints as it starts running a block."""
-        # The token is printed through %s so the echo of this line never holds the marker.
-        self.block_line = (
+
+    def block(self) -> tuple[bytes, SentinelScanner]:
+        """Return the line (without its newline) that runs the delivered block, and the
+        scanner for the mark that ends it.
+
+        The end mark carries a nonce drawn for this block and typed only after it: the
+        block can read the session's token (``${PS1@P}`` prints a prompt), but not this.
+        Tokens are printed through %s so the echo of the line never holds a mark.
+        """
+        nonce = secrets.token_hex(8)
+        line = (
             b'builtin printf "__RG%s:0;" '
-            + token.encode()
-            + b'; __rb_arm; builtin source "$__rb_file"'
+            + self.token.encode()
+            + b'; __rb_arm; builtin source "$__rb_file"; builtin printf "__RE%s:%s;" '
+            + nonce.encode()
+            + b' "$?"'
         )
-        """The line (without its newline) that runs the delivered block."""
+        return line, SentinelScanner(f"__RE{nonce}:".encode(), b";")
 
     def setup_line(self, delivery_setup: str) -> bytes:
         """Return the line that prepares a fresh shell; its status says whether it worked."""

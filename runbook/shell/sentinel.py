@@ -59,6 +59,24 @@ class SentinelScanner:
         self._held = buf[cut:]
         return buf[:cut], None
 
+    def last(self, data: bytes) -> tuple[int | None, bytes]:
+        """Return the status of the last whole sentinel in ``data`` and what follows it."""
+        matches = list(self._pattern.finditer(data))
+        if not matches:
+            return None, data
+        return int(matches[-1].group(1)), data[matches[-1].end() :]
+
+    def take(self, data: bytes) -> tuple[bytes, int | None, bytes]:
+        """Return (output before the sentinel, its status when seen, output after it)."""
+        buf = self._held + data if self._held else data
+        match = self._pattern.search(buf)
+        if match:
+            self._held = b""
+            return buf[: match.start()], int(match.group(1)), buf[match.end() :]
+        cut = self._partial_start(buf)
+        self._held = buf[cut:]
+        return buf[:cut], None, b""
+
     def split(self, data: bytes) -> tuple[bytes, bool, bytes]:
         """Return (output before the sentinel, whether it was seen, output after it)."""
         buf = self._held + data if self._held else data
