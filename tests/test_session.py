@@ -575,6 +575,14 @@ def _session_of(pid: int) -> int | None:
         return None
 
 
+def test_a_block_that_replaces_its_shell_ends_it_never_waits(local: Captured) -> None:
+    started = time.monotonic()
+    local.run("exec bash --norc --noprofile", timeout=20)
+    assert local.last.outcome == "shell-died"  # a failed block, not "waiting for input"
+    assert time.monotonic() - started < 5
+    assert local.run("echo fresh") == b"fresh\n" and local.last.restarted is False
+
+
 def test_shell_dying_with_a_background_job_is_noticed(local: Captured) -> None:
     local.run("sleep 1000 &")
     started = time.monotonic()

@@ -90,6 +90,8 @@ class BlockRun:
         """The status of a prompt the output last ended with, before any end mark."""
         self._at_prompt = False
         """The shell was found idle at that prompt: the block ended without its mark."""
+        self._replaced = False
+        """The block replaced the shell with another program (``exec bash``)."""
         self._poller = select.poll()
         self._last_io = started
         self._next_probe = started
@@ -189,6 +191,8 @@ class BlockRun:
         self._watch(outbox, deadline, now)
         if self._at_prompt:
             return Ending(self._prompt_status)
+        if self._replaced:
+            return Ending(None, died=True)
         return None
 
     def _note_prompt(self, output: bytes) -> None:
@@ -264,7 +268,9 @@ class BlockRun:
         # Back off on long quiet stretches: each probe may scan /proc.
         self._next_probe = now + min(1.0, max(0.2, (now - self._last_io) / 5))
         if self._waits_for_input(now):
-            if self._prompt_status is not None:
+            if self._process.replaced():
+                self._replaced = True  # `exec bash`: our shell, its prompt and state are gone
+            elif self._prompt_status is not None:
                 self._at_prompt = True  # bash itself reads at its prompt
             else:
                 self._respond(outbox, now)

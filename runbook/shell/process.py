@@ -33,6 +33,14 @@ class ShellGone(Exception):
         """Its last line of output (ssh's reason, say), when it was collected."""
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
 class ShellProcess:
     """One shell at a time behind a terminal: none until spawned, none again once discarded."""
 
@@ -44,6 +52,7 @@ class ShellProcess:
         """The terminal's device number as the shell sees it, when it runs here."""
         self.unsynced = False
         """A block was typed and the prompt after it not seen: the shell may still run it."""
+        self._cmdline = b""
 
     @property
     def started(self) -> bool:
@@ -102,9 +111,16 @@ class ShellProcess:
         self.fd = child.child_fd
         os.set_blocking(self.fd, False)
         self.tty = None
+        self._cmdline = b""
         if local:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 self.tty = decode_tty_nr(read_stat(child.pid).tty_nr)
+            self._cmdline = _cmdline(child.pid)
+
+    def replaced(self) -> bool:
+        """Tell whether the shell ran ``exec`` of another program (here, where it can be seen)."""
+        pid = self.pid
+        return bool(self._cmdline) and pid is not None and _cmdline(pid) not in (b"", self._cmdline)
 
     def read(self) -> bytes | None:
         """Return what the terminal has (possibly nothing); None at end of file.
