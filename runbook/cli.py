@@ -341,9 +341,13 @@ def load_nested(book: Runbook, sets: Mapping[str, str]) -> dict[Path, Runbook]:
                     continue
                 if target in chain:
                     cycle = " -> ".join(rel(p) for p in (*chain[chain.index(target) :], target))
+                    what = (
+                        "the guide it is in"
+                        if target == chain[-1]
+                        else f"which runs this guide again ({cycle})"
+                    )
                     raise GuideError(
-                        f"step {step.number} runs {d.args[0]}, which runs this guide again "
-                        f"({cycle})",
+                        f"step {step.number} runs {d.args[0]}, {what}",
                         path=d.origin.path,
                         line=d.origin.line,
                         hint="a guide cannot run itself, directly or through the guides it runs",
