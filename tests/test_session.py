@@ -575,6 +575,22 @@ def _session_of(pid: int) -> int | None:
         return None
 
 
+def test_a_block_may_redirect_the_shells_streams(sh: Captured, tmp_path: Path) -> None:
+    out = sh.run("exec 2>>errors.log; echo to-err >&2; echo out")
+    assert sh.last.outcome == "ok" and out == b"out\n"
+    assert (tmp_path / "errors.log").read_text() == "to-err\n"  # nothing of runbook's own
+    sh.run("exec >/dev/null; (exit 4)")
+    assert sh.last.status == 4
+    assert sh.run("echo back") == b"back\n"  # the next block has the terminal again
+
+
+def test_terminal_modes_a_block_changes_are_put_back(local: Captured) -> None:
+    local.run("stty -icanon -echo intr ^T")
+    assert local.last.outcome == "ok"
+    out = local.run("stty -a").decode()
+    assert " icanon" in out and " echo " in out and "intr = ^C" in out
+
+
 def test_a_block_that_replaces_its_shell_ends_it_never_waits(local: Captured) -> None:
     started = time.monotonic()
     local.run("exec bash --norc --noprofile", timeout=20)

@@ -14,6 +14,7 @@ import signal
 import termios
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import pexpect
 
@@ -53,6 +54,7 @@ class ShellProcess:
         self.unsynced = False
         """A block was typed and the prompt after it not seen: the shell may still run it."""
         self._cmdline = b""
+        self._modes: list[Any] | None = None
 
     @property
     def started(self) -> bool:
@@ -116,6 +118,21 @@ class ShellProcess:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 self.tty = decode_tty_nr(read_stat(child.pid).tty_nr)
             self._cmdline = _cmdline(child.pid)
+
+    def keep_modes(self) -> None:
+        """Remember the terminal's modes as the set-up left them (a local shell only)."""
+        self._modes = None
+        if self.tty is not None:
+            with contextlib.suppress(termios.error, OSError):
+                self._modes = termios.tcgetattr(self.fd)
+
+    def restore_modes(self) -> None:
+        """Put back the terminal's modes a block changed (stty raw, -icanon, intr …)."""
+        if self._modes is None:
+            return
+        with contextlib.suppress(termios.error, OSError):
+            if termios.tcgetattr(self.fd) != self._modes:
+                termios.tcsetattr(self.fd, termios.TCSANOW, self._modes)
 
     def replaced(self) -> bool:
         """Tell whether the shell ran ``exec`` of another program (here, where it can be seen)."""

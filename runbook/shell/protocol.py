@@ -25,6 +25,12 @@ _TRAP = (
     '__rb_s=$?; if [[ $BASHPID != "$__rb_pid" ]]; then builtin exit "$__rb_s"; '
     'elif ((${#BASH_SOURCE[@]})); then builtin return "$__rb_s"; fi'
 )
+# After a block: give the shell its streams back and print the end mark with the status.
+# `command exec`, as `builtin exec` would make the redirections last for itself only.
+_END = (
+    "__rb_end() { local __rb_q=$?; command exec 1>&$__rb_out 2>&$__rb_err; "
+    'builtin printf "__RE%s:%s;" "$1" "$__rb_q"; }'
+)
 # Reads $2 typed lines into the variable named $1, exported when $3 is x.
 _DEFINE = (
     "__rb_define() { local __rb_l __rb_v= __rb_i; "
@@ -60,9 +66,8 @@ class Sentinels:
         line = (
             b'builtin printf "__RG%s:0;" '
             + self.token.encode()
-            + b'; __rb_arm; builtin source "$__rb_file"; builtin printf "__RE%s:%s;" '
+            + b'; __rb_arm; builtin source "$__rb_file"; __rb_end '
             + nonce.encode()
-            + b' "$?"'
         )
         return line, SentinelScanner(f"__RE{nonce}:".encode(), b";")
 
@@ -79,10 +84,14 @@ class Sentinels:
             "stty -opost 2>/dev/null",
             "__rb_pid=$BASHPID",
             f"__rb_arm() {{ builtin trap {shlex.quote(_TRAP)} ERR; builtin set -E; }}",
+            # The shell's own output and error streams, kept apart from the block's: a block
+            # may redirect them (exec 2>>file), which must not hide the end mark or prompt.
+            "command exec {__rb_out}>&1 {__rb_err}>&2",
+            _END,
             _DEFINE,
             delivery_setup,
-            "builtin readonly PS1 PS2 PS0 __rb_pid",
-            "builtin readonly -f __rb_arm __rb_define",
+            "builtin readonly PS1 PS2 PS0 __rb_pid __rb_out __rb_err",
+            "builtin readonly -f __rb_arm __rb_define __rb_end",
             # Last, so its status is the setup's: the block file's directory must exist.
             "[[ -d ${__rb_file%/*} && -w ${__rb_file%/*} ]]",
         ]

@@ -145,6 +145,7 @@ class Session:
         if status != 0:
             self._process.discard()
             raise SessionError(f"setting up the shell on {self.host} failed (status {status})")
+        self._process.keep_modes()
         for name, (value, export) in self._defines.items():
             self._define(name, value, export)
 
@@ -289,6 +290,7 @@ class Session:
         if ending.died:
             return self._died(block, ending.status)
         self._process.unsynced = False
+        self._process.restore_modes()
         block.output.finish()
         if block.stop is not None:
             self._process.reclaim_terminal()
