@@ -772,6 +772,7 @@ def phase_breakdown(root: Path, pages: list[Path], reps: int = 3) -> None:
     import runbook.parse
     import runbook.render
     import runbook.site
+    import runbook.walk
 
     site = runbook.site.load_site(pages[0])
     sources = [p.read_text(encoding="utf-8") for p in pages]
@@ -780,7 +781,8 @@ def phase_breakdown(root: Path, pages: list[Path], reps: int = 3) -> None:
     def add(name: str, seconds: float) -> None:
         phases.setdefault(name, []).append(seconds)
 
-    our_md = runbook.parse.make_parser()
+    our_md = runbook.walk.make_parser()
+    finder = runbook.guide.block_finder(site)
     plain_md = MarkdownIt("commonmark").enable("table")
     for _ in range(reps):
         renderer = runbook.render.Renderer(site.include_dir)
@@ -789,7 +791,10 @@ def phase_breakdown(root: Path, pages: list[Path], reps: int = 3) -> None:
         rendered = [runbook.guide.render_guide(p, site=site, renderer=renderer) for p in pages]
         t1 = time.perf_counter()
         for r in rendered:
-            our_md.parse(r.text)
+            finder.find(r.text)
+        t_blocks = time.perf_counter()
+        for r in rendered:
+            our_md.parse(r.text, {"blocks": {}})
         t2 = time.perf_counter()
         for r in rendered:
             runbook.parse.build(r)
@@ -803,9 +808,10 @@ def phase_breakdown(root: Path, pages: list[Path], reps: int = 3) -> None:
             env.from_string(body).render({**EXTRA, **meta})
         t5 = time.perf_counter()
         add("runbook render_guide (read, front matter, Jinja tag by tag, unmark)", t1 - t0)
-        add("runbook markdown-it parser (commonmark + container rule)", t2 - t1)
-        add("runbook parse.build (its parse + walk + model)", t3 - t2)
-        add("  of which walk + model (build - parse)", (t3 - t2) - (t2 - t1))
+        add("runbook code blocks as the site renders them (runbook.blocks)", t_blocks - t1)
+        add("runbook markdown-it parser (commonmark + container rule)", t2 - t_blocks)
+        add("runbook parse.build (blocks + parse + walk + model)", t3 - t2)
+        add("  of which walk + model (build - blocks - parse)", (t3 - t2) - (t2 - t1))
         add("baseline Jinja2 from_string + render", t5 - t4)
         add("baseline MarkdownIt('commonmark') parse of the same text", t4 - t3)
     print(f"\nPhase breakdown over {len(pages)} pages (wall clock, median of {reps}):")

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from runbook.model import Diagnostic, Origin, Runbook, Step
-from runbook.parse import step_number
 from runbook.site import Site
+from runbook.walk import step_number
 
 
 @dataclass(frozen=True)
