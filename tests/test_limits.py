@@ -42,3 +42,32 @@ def test_a_device_given_as_a_guide_is_refused(tmp_path: Path, device: str) -> No
     assert result.returncode == 3, result.stderr
     assert "is a character device, not a markdown file" in result.stderr
     assert seconds < 10
+
+
+def _site_with_include(tmp_path: Path) -> Path:
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: s\nplugins:\n  - runbook:\n      include_dir: inc\n"
+    )
+    (tmp_path / "inc").mkdir()
+    guide = tmp_path / "guide.md"
+    guide.write_text("# G\n\n{% include '_part.md' %}\n")
+    return guide
+
+
+def test_a_fifo_given_as_an_include_is_refused_at_once(tmp_path: Path) -> None:
+    guide = _site_with_include(tmp_path)
+    os.mkfifo(tmp_path / "inc" / "_part.md")
+    result, seconds = _list(guide, tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "guide.md:3: cannot read include '_part.md'" in result.stderr
+    assert "FIFO" in result.stderr and "Traceback" not in result.stderr
+    assert seconds < 10
+
+
+def test_an_include_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    guide = _site_with_include(tmp_path)
+    (tmp_path / "inc" / "_part.md").write_bytes(b"x" * (5 * 1024 * 1024))
+    result, seconds = _list(guide, tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "snippets are limited to 4 MiB" in result.stderr
+    assert seconds < 10

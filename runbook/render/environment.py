@@ -14,11 +14,12 @@ from typing import Any, ClassVar
 
 import jinja2
 
-from runbook.errors import GuideError
+from runbook.errors import GuideError, RunbookError
 from runbook.model import rel
 from runbook.render.collect import SKIPPED, Collected
 from runbook.render.problems import Problems, Undefined, template_frames
 from runbook.render.sources import decode
+from runbook.source import read_source
 
 
 class RecordingUndefined(jinja2.Undefined):
@@ -83,12 +84,15 @@ class SiteLoader(jinja2.BaseLoader):
 
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
         path = self.resolve(template)
+        if not path.exists() or path.is_dir():
+            raise jinja2.TemplateNotFound(template)
         try:
-            data = path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise jinja2.TemplateNotFound(template) from None
-        except OSError as exc:
-            raise self.problems.include_error(f"cannot read include {template!r}: {exc}") from None
+            # A snippet is read as a guide is: a regular file, within the same size limit.
+            data = read_source(path, "snippet")
+        except RunbookError as exc:
+            raise self.problems.include_error(
+                f"cannot read include {template!r}: {exc.message}", hint=exc.hint
+            ) from None
         text = decode(data, path)
         mtime = path.stat().st_mtime
         marked = self.mark(text, path)
