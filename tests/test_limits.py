@@ -71,3 +71,40 @@ def test_an_include_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 3, result.stderr
     assert "snippets are limited to 4 MiB" in result.stderr
     assert seconds < 10
+
+
+TEMPLATE_ATTACKS = {
+    "code": ("{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}", "unsafe"),
+    "range": ("{{ range(10**9)|list }}", "Range too big"),
+    "repeat": ("{{ 'a' * 10**10 }}", "repeating a value"),
+    "list-repeat": ("{{ [1] * 10**9 }}", "repeating a value"),
+    "width": ("{{ 'x'|center(10**10) }}", "MiB"),
+    "format": ("{{ '%*s' % (10**10, 'x') }}", "format width"),
+    "loop": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "longer than",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATE_ATTACKS))
+@pytest.mark.parametrize("command", ["list", "lint"])
+def test_template_code_cannot_run_commands_hang_or_exhaust_memory(
+    tmp_path: Path, name: str, command: str
+) -> None:
+    template, said = TEMPLATE_ATTACKS[name]
+    (tmp_path / "guide.md").write_text(f"# G\n\n{template}\n")
+    started = time.monotonic()
+    result = subprocess.run(
+        [*RUNBOOK, command, "guide.md"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert said in output and "Traceback" not in output
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "PWNED").exists()

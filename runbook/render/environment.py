@@ -17,6 +17,7 @@ import jinja2
 from runbook.errors import GuideError, RunbookError
 from runbook.model import rel
 from runbook.render.collect import SKIPPED, Collected
+from runbook.render.limits import BoundedEnvironment
 from runbook.render.problems import Problems, Undefined, template_frames
 from runbook.render.sources import decode
 from runbook.source import read_source
@@ -99,8 +100,8 @@ class SiteLoader(jinja2.BaseLoader):
         return marked, str(path), lambda: path.exists() and path.stat().st_mtime == mtime
 
 
-class SiteEnvironment(jinja2.Environment):
-    """An environment that reports include cycles instead of recursing forever."""
+class SiteEnvironment(BoundedEnvironment):
+    """A sandboxed environment that reports include cycles instead of recursing forever."""
 
     def __init__(
         self, include_root: Path, problems: Problems, mark: Callable[[str, Path], str]
@@ -150,7 +151,8 @@ class SiteEnvironment(jinja2.Environment):
             if name == SKIPPED or (*site, name) in collected.skipped:
                 return self.empty_template()
         try:
-            return super()._load_template(name, globals)
+            template: jinja2.Template = super()._load_template(name, globals)
+            return template
         except jinja2.TemplateNotFound:
             # Where it was included from, for the error; "ignore missing" may yet catch it.
             problems.missing = (name, *problems.location())

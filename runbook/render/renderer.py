@@ -9,9 +9,11 @@ from typing import Any
 
 import jinja2
 
+from runbook.errors import TemplateError
 from runbook.model import LineMap, Marks, Rendered
 from runbook.render.collect import Collected, Collector
 from runbook.render.environment import SiteEnvironment
+from runbook.render.limits import TooCostly, bounded
 from runbook.render.problems import Problems
 from runbook.render.sources import Sources, decode
 from runbook.tags import has_tags, split_lines, split_tags, unmarkable_fast
@@ -109,6 +111,26 @@ class Renderer:
         """
         if not has_tags(text):
             return self._plain(text, path, first_line)
+        try:
+            with bounded():
+                return self._render(text, path, first_line, variables, collect)
+        except TooCostly as exc:
+            raise TemplateError(
+                f"{exc}; stopped",
+                path=path,
+                line=first_line,
+                hint="look for loops, ranges or repetitions that make huge values "
+                "({{ range(10**9)|list }}, {{ 'a' * 10**10 }})",
+            ) from None
+
+    def _render(
+        self,
+        text: str,
+        path: Path,
+        first_line: int,
+        variables: Mapping[str, Any] | None,
+        collect: bool,
+    ) -> Rendered:
         context = {**self.variables, **(variables or {})}
         del self.problems.undefined[:]
         fast = None if self.whole_pages else self._render_tags(text, path, first_line, context)
@@ -170,7 +192,10 @@ class Renderer:
                 try:
                     # Template.render would rewrite the traceback, losing the templates'
                     # frames that place a failure.
-                    return env.concat(template.root_render_func(template.new_context(context)))
+                    output: str = env.concat(
+                        template.root_render_func(template.new_context(context))
+                    )
+                    return output
                 except Exception as exc:
                     if collected is None or not self.collector.leave_out(exc, collected):
                         raise
