@@ -336,6 +336,9 @@ def exec_target(name: str, args: tuple[str, ...], origin: Origin) -> Path | None
     return Path(os.path.normpath((origin.path.parent / args[0]).absolute()))
 
 
+_MAX_STEP = 10_000  # far beyond any guide; keeps `repeat 1-1000000000` from filling memory
+
+
 def _directive_problem(name: str, args: tuple[str, ...]) -> str:
     """Return what is wrong with a directive, or an empty string."""
     if name == "exec":
@@ -344,6 +347,9 @@ def _directive_problem(name: str, args: tuple[str, ...]) -> str:
         text = ",".join(args)
         if not args or not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
             return "'repeat' takes step numbers such as 3-6 or 3,5"
+        numbers = [int(n) for n in re.findall(r"\d+", text)]
+        if max(numbers) > _MAX_STEP or len(text) > 200:
+            return f"'repeat' names steps up to {_MAX_STEP}; this is not a guide's step list"
         return ""
     if name == "timer":
         if len(args) != 2 or args[0] not in ("start", "stop"):

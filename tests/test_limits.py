@@ -108,3 +108,14 @@ def test_template_code_cannot_run_commands_hang_or_exhaust_memory(
     assert said in output and "Traceback" not in output
     assert time.monotonic() - started < 10
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_huge_repeat_range_is_refused_at_once(tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text(
+        "# G\n\n* [ ] 1. A\n* [ ] 2. B\n\n### 1. A\n\nx\n\n### 2. B\n\n"
+        "<!-- runbook: repeat 1-1000000000 -->\n"
+    )
+    result, seconds = _list(tmp_path / "guide.md", tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "'repeat' names steps up to" in result.stdout + result.stderr
+    assert seconds < 10
