@@ -218,19 +218,27 @@ def _kind(
     return "shown"
 
 
+def parse_duration(text: str) -> float:
+    """Read a time limit (``900``, ``15m``, ``2h``, ``500ms``): positive and finite, or
+    ValueError saying what is wrong. The one rule of ``timeout="…"`` and ``--timeout``."""
+    match = _DURATION_RE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    seconds = float(match.group(1)) * scale
+    if not 0 < seconds < 10**9:
+        raise ValueError(f"{text!r} is not a time limit (leave it out for none)")
+    return seconds
+
+
 def _timeout(value: str | None, problem: Problem) -> float | None:
     if value is None:
         return None
-    match = _DURATION_RE.fullmatch(value)
-    if not match:
-        problem(
-            f"timeout {value!r} is not a duration",
-            "bad-timeout",
-            'write timeout="900" (seconds) or "15m"',
-        )
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        problem(f"timeout {exc}", "bad-timeout", 'write timeout="900" (seconds) or "15m"')
         return None
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
-    return float(match.group(1)) * scale
 
 
 def _answers(attrs: tuple[tuple[str, str], ...], problem: Problem) -> tuple[Answer, ...]:

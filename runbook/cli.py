@@ -91,6 +91,18 @@ def _load(guide: Path, sets: Sequence[str] = ()) -> Any:
     return load(guide, sets=parse_sets(sets))
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Read a time limit option with the rule of ``timeout="…"``."""
+    from runbook.actions import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}; write seconds, or 15m, 2h") from None
+
+
 def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -261,7 +273,12 @@ def status_cmd(guide: Path, as_json: bool) -> None:
     "--yes", "-y", is_flag=True, help="Never ask: stop (exit 4) where a person is needed."
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan with values filled in; run nothing.")
-@click.option("--timeout", type=float, metavar="SECONDS", help="Default time limit of a block.")
+@click.option(
+    "--timeout",
+    callback=_duration,
+    metavar="DURATION",
+    help="Default time limit of a block: seconds, or 15m, 2h (none when left out).",
+)
 @click.option("--retry-unknown", is_flag=True, help="Run steps whose outcome is unknown again.")
 @click.option("--skip-unknown", is_flag=True, help="Skip steps whose outcome is unknown.")
 @handled

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.actions import is_secret
+from runbook.actions import is_secret, parse_duration
 from runbook.errors import UsageError
 from runbook.inputs import check_value
 
@@ -75,3 +75,33 @@ def test_exec_refuses_a_c1_value_before_anything_runs(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "<site-name>" in result.stderr and "RUNBOOK_IN" not in result.stderr
     assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("900", 900.0), ("15m", 900.0), ("2h", 7200.0), ("500ms", 0.5)]
+)
+def test_a_time_limit_reads_one_way(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["-5", "nan", "inf", "0", "0s", "", "ten", "1e99"])
+def test_what_is_not_a_time_limit_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "0", "inf"])
+def test_the_timeout_option_takes_the_same_rule(tmp_path: Path, value: str) -> None:
+    (tmp_path / "guide.md").write_text(
+        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\ntrue\n```\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "runbook", "exec", "guide.md", "--yes", f"--timeout={value}"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--timeout" in result.stderr and "[x]" not in (tmp_path / "guide.md").read_text()
