@@ -29,13 +29,15 @@ set_opt = click.option(
 )
 
 
-def parse_sets(sets: Sequence[str]) -> dict[str, str]:
+def parse_sets(sets: Sequence[str], option: str = "--set") -> dict[str, str]:
     """Turn ``NAME=VALUE`` options into a mapping."""
     values: dict[str, str] = {}
     for item in sets:
         name, eq, value = item.partition("=")
         if not eq or not name.strip():
-            raise UsageError(f"--set {item!r} is not NAME=VALUE", hint="write --set name=value")
+            raise UsageError(
+                f"{option} {item!r} is not NAME=VALUE", hint=f"write {option} name=value"
+            )
         values[name.strip().strip("<>")] = value
     return values
 
@@ -260,6 +262,15 @@ def status_cmd(guide: Path, as_json: bool) -> None:
 @guide_arg
 @set_opt
 @click.option(
+    "--set-file",
+    "set_files",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Read <NAME>'s value from a file (one trailing newline dropped): secrets stay out "
+    "of argv. RUNBOOK_SET_<NAME> in the environment gives one too; --set wins, then the "
+    "environment, then the file.",
+)
+@click.option(
     "--tab",
     "tabs",
     multiple=True,
@@ -285,6 +296,7 @@ def status_cmd(guide: Path, as_json: bool) -> None:
 def exec_cmd(
     guide: Path,
     sets: tuple[str, ...],
+    set_files: tuple[str, ...],
     tabs: tuple[str, ...],
     from_step: int | None,
     only: str | None,
@@ -299,6 +311,7 @@ def exec_cmd(
     from runbook.execution import ExecOptions, Runner
     from runbook.execution.sessions import SiteShells
     from runbook.guide import load
+    from runbook.inputs import input_values
     from runbook.site import load_site
 
     if retry_unknown and skip_unknown:
@@ -309,11 +322,15 @@ def exec_cmd(
         raise UsageError(
             f"--only {only!r} is not a list of step numbers", hint="write --only 3,5"
         ) from None
-    values = parse_sets(sets)
+    given = parse_sets(sets)
     site = load_site(guide.absolute())
-    book = load(guide, sets=values, site=site)
+    book = load(guide, sets=given, site=site)
     if book.focus is not None and not only_steps and from_step is None:
         only_steps = (book.focus,)  # a step page of a guide spanning pages: that step
+    # Guides with errors stop the run before anything else is loaded, naming the first.
+    guides = {} if book.errors else load_nested(book, given)
+    names = [p.name for g in (book, *guides.values()) for p in g.inputs]
+    values = input_values(given, parse_sets(set_files, "--set-file"), names, os.environ)
     options = ExecOptions(
         sets=values,
         tabs=tabs,
@@ -326,8 +343,6 @@ def exec_cmd(
         retry_unknown=retry_unknown,
         skip_unknown=skip_unknown,
     )
-    # Guides with errors stop the run before anything else is loaded, naming the first.
-    guides = {} if book.errors else load_nested(book, values)
     runner = Runner(
         book,
         site,

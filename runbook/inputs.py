@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from runbook.errors import UsageError
 from runbook.model import Placeholder
@@ -32,6 +33,51 @@ def shell_var(name: str) -> str:
         safe += "_" + hashlib.sha1(name.encode()).hexdigest()[:6]
     # Not "__rb…": the session reserves that prefix for its own variables.
     return f"RUNBOOK_IN_{safe}"
+
+
+def env_name(name: str) -> str:
+    """Return the environment variable that gives input ``name`` (``RUNBOOK_SET_DB_PASSWORD``)."""
+    return "RUNBOOK_SET_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def how_to_give(name: str, secret: bool) -> str:
+    """Say how a run is given input ``name``: a secret never on the command line."""
+    if secret:
+        return f"--set-file {name}=PATH (or {env_name(name)} in the environment)"
+    return f"--set {name}=…"
+
+
+def input_values(
+    sets: Mapping[str, str],
+    files: Mapping[str, str],
+    names: Iterable[str],
+    environ: Mapping[str, str],
+) -> dict[str, str]:
+    """Return the inputs' values: ``--set`` wins, then ``RUNBOOK_SET_<NAME>``, then
+    ``--set-file`` (the file's text, one trailing newline dropped). A secret never has to
+    stand in runbook's argv."""
+    values: dict[str, str] = {}
+    for name, path in files.items():
+        values[name] = _read_value_file(name, Path(path))
+    for name in names:
+        if env_name(name) in environ:
+            values[name] = environ[env_name(name)]
+    values.update(sets)
+    return values
+
+
+def _read_value_file(name: str, path: Path) -> str:
+    from runbook.source import read_source
+
+    data = read_source(path, "value file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"the value of <{name}> is not UTF-8 text", path=path) from None
+    for ending in ("\r\n", "\n"):
+        if text.endswith(ending):
+            return text[: -len(ending)]
+    return text
 
 
 def check_value(name: str, value: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from runbook.blocks import BlockFinder, default_finder
+from runbook.inputs import how_to_give
 from runbook.model import (
     CheckItem,
     Diagnostic,
@@ -345,8 +346,9 @@ def _unattended_inputs(walker: Walker, steps: list[Step], defaults: Mapping[str,
                             f"step {step.number} runs unattended but needs <{ph.name}>, "
                             "which has no value",
                             "input-without-source",
-                            f"it is asked at run time; non-interactive runs need --set "
-                            f"{ph.name}=…" + ("" if ph.secret else " or an 'inputs:' default"),
+                            "it is asked at run time; non-interactive runs need "
+                            + how_to_give(ph.name, ph.secret)
+                            + ("" if ph.secret else " or an 'inputs:' default"),
                         )
                     )
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runbook.inputs import how_to_give
 from runbook.model import Action, Diagnostic, Origin, Placeholder, Runbook, Step, rel
 
 if TYPE_CHECKING:
@@ -236,7 +237,13 @@ def dry_run_lines(book: Runbook, steps: Sequence[DryStep]) -> list[Line]:
     if missing:
         names = ", ".join(f"<{n}>" + (" (secret)" if p.secret else "") for n, p in missing.items())
         lines.append(("Inputs still missing: " + names, ("yellow",)))
-        lines.append(("  give them with " + " ".join(f"--set {n}=…" for n in missing), ()))
+        lines.append(
+            (
+                "  give them with "
+                + ", ".join(how_to_give(n, p.secret) for n, p in missing.items()),
+                (),
+            )
+        )
     else:
         lines.append(("Inputs: all known.", ()))
     if people:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,47 @@ def test_the_timeout_option_takes_the_same_rule(tmp_path: Path, value: str) -> N
     )
     assert result.returncode == 2, result.stderr
     assert "--timeout" in result.stderr and "[x]" not in (tmp_path / "guide.md").read_text()
+
+
+def test_values_come_from_set_then_environment_then_file(tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text(
+        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\n"
+        'printf "%s|%s|%s" <db-password> <site-name> <port> > out.txt\n```\n'
+    )
+    (tmp_path / "pw.txt").write_text("from file\n")
+    (tmp_path / "port.txt").write_text("8080\n")
+    env = {**os.environ, "RUNBOOK_SET_SITE_NAME": "from env", "RUNBOOK_SET_PORT": "9090"}
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "runbook", "exec", "guide.md", "--yes"),
+            *("--set-file", "db-password=pw.txt", "--set-file", "port=port.txt"),
+            *("--set", "port=7070"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # --set wins over the environment, which wins over the file; one newline dropped.
+    assert (tmp_path / "out.txt").read_text() == "from file|from env|7070"
+    assert "from file" not in result.stdout + result.stderr  # the secret is masked
+
+
+def test_a_secret_is_never_suggested_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text(
+        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\necho <db-password>\n```\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "runbook", "exec", "guide.md", "--yes"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 4, result.stderr
+    assert "--set-file db-password=PATH" in result.stderr
+    assert "RUNBOOK_SET_DB_PASSWORD" in result.stderr and "--set db-password" not in result.stderr

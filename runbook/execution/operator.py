@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from runbook.errors import EXIT_NEEDS_OPERATOR, NeedsOperator, UsageError
 from runbook.execution.plan import quote_label
-from runbook.inputs import check_value
+from runbook.inputs import check_value, how_to_give
 from runbook.model import Action, Origin, Placeholder, Step, rel
 from runbook.ui import Console
 
@@ -66,7 +66,7 @@ class Operator:
             f"{self._nesting.named(step)} needs {names}, and a non-interactive run cannot ask",
             path=action.origin.path,
             line=action.origin.line,
-            hint="give " + " ".join(f"--set {p.name}=…" for p, _, _ in missing),
+            hint="give " + ", ".join(how_to_give(p.name, p.secret) for p, _, _ in missing),
         )
 
     def refuse_suggested(self, step: Step, suggested: Action | None) -> None:
@@ -188,7 +188,7 @@ class Operator:
                 f"{self._nesting.named(step)} needs <{ph.name}>",
                 path=action.origin.path,
                 line=action.origin.line,
-                hint=f"--set {ph.name}=…",
+                hint="give " + how_to_give(ph.name, ph.secret),
             )
         while True:
             try:
