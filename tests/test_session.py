@@ -575,6 +575,16 @@ def _session_of(pid: int) -> int | None:
         return None
 
 
+def test_a_blocks_own_err_trap_runs_and_the_block_still_stops(sh: Captured) -> None:
+    out = sh.run("trap 'echo \"caught $?\"' ERR; (exit 3); echo should-not-run")
+    assert out == b"caught 3\n" and sh.last.status == 3
+    out = sh.run("false; echo no")  # the handler stays, as in a terminal
+    assert out == b"caught 1\n" and sh.last.status == 1
+    sh.run("trap - ERR; trap 'echo bye' EXIT; trap -p EXIT")
+    out = sh.run("(exit 5); echo no")
+    assert out == b"" and sh.last.status == 5
+
+
 def test_a_block_may_redirect_the_shells_streams(sh: Captured, tmp_path: Path) -> None:
     out = sh.run("exec 2>>errors.log; echo to-err >&2; echo out")
     assert sh.last.outcome == "ok" and out == b"out\n"

@@ -20,10 +20,27 @@ from runbook.shell.sentinel import SentinelScanner
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VALUE_CHUNK = 1024
 
-# Runs on ERR: leave the sourced block (or the subshell it forked) with the failing status.
+# Runs on ERR: the block's own ERR handler first (with $? as it was), then leave the sourced
+# block (or the subshell it forked) with the failing status.
 _TRAP = (
-    '__rb_s=$?; if [[ $BASHPID != "$__rb_pid" ]]; then builtin exit "$__rb_s"; '
+    "__rb_s=$?; if [[ -n ${__rb_err_user-} ]] && "
+    '{ ((${#BASH_SOURCE[@]})) || [[ $BASHPID != "$__rb_pid" ]]; }; then '
+    '__rb_status "$__rb_s"; builtin eval -- "$__rb_err_user"; fi; '
+    'if [[ $BASHPID != "$__rb_pid" ]]; then builtin exit "$__rb_s"; '
     'elif ((${#BASH_SOURCE[@]})); then builtin return "$__rb_s"; fi'
+)
+# A block's `trap ACTION ERR` becomes its handler inside runbook's ERR trap, which stops the
+# block at its first failing command; other signals and forms go to the builtin as written.
+_TRAP_FN = (
+    '__rb_status() { builtin return "$1"; }; '
+    "trap() { local __rb_a __rb_x; "
+    "if (($# == 1)) && [[ ${1^^} == ERR || ${1^^} == SIGERR ]]; then __rb_err_user=; "
+    "builtin return 0; fi; "
+    'if (($# < 2)) || [[ $1 == -[lpP] ]]; then builtin trap "$@"; builtin return; fi; '
+    "__rb_a=$1; builtin shift; [[ $__rb_a == -- ]] && { __rb_a=$1; builtin shift; }; "
+    "for __rb_x; do if [[ ${__rb_x^^} == ERR || ${__rb_x^^} == SIGERR ]]; then "
+    "[[ $__rb_a == - ]] && __rb_err_user= || __rb_err_user=$__rb_a; "
+    'else builtin trap -- "$__rb_a" "$__rb_x"; fi; done; }'
 )
 # After a block: give the shell its streams back and print the end mark with the status.
 # `command exec`, as `builtin exec` would make the redirections last for itself only.
@@ -84,6 +101,7 @@ class Sentinels:
             "stty -opost 2>/dev/null",
             "__rb_pid=$BASHPID",
             f"__rb_arm() {{ builtin trap {shlex.quote(_TRAP)} ERR; builtin set -E; }}",
+            _TRAP_FN,
             # The shell's own output and error streams, kept apart from the block's: a block
             # may redirect them (exec 2>>file), which must not hide the end mark or prompt.
             "command exec {__rb_out}>&1 {__rb_err}>&2",
@@ -91,7 +109,7 @@ class Sentinels:
             _DEFINE,
             delivery_setup,
             "builtin readonly PS1 PS2 PS0 __rb_pid __rb_out __rb_err",
-            "builtin readonly -f __rb_arm __rb_define __rb_end",
+            "builtin readonly -f __rb_arm __rb_define __rb_end __rb_status",
             # Last, so its status is the setup's: the block file's directory must exist.
             "[[ -d ${__rb_file%/*} && -w ${__rb_file%/*} ]]",
         ]
