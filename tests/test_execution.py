@@ -102,6 +102,12 @@ class FakeShell:
     def interrupt(self) -> None:
         self.interrupted += 1
 
+    @property
+    def alive(self) -> bool:
+        return self.started and not self.closed and not self.killed
+
+    killed: bool = False
+
     def close(self) -> None:
         self.closed = True
 
@@ -264,6 +270,20 @@ SCENARIOS: dict[str, Callable[[Path], None]] = {}
 def scenario(func: Callable[[Path], None]) -> Callable[[Path], None]:
     SCENARIOS[func.__name__] = func
     return func
+
+
+@scenario
+def a_shell_that_died_between_blocks_stops_the_run_instead_of_being_replaced(tmp: Path) -> None:
+    def die_after_first(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        shell.killed = True  # gone after this block, as if the OOM killer took it
+        return FakeResult(), b""
+
+    guide = write(tmp, "g.md", TWO_STEPS)
+    done = run(guide, shells=FakeShells(die_after_first))
+    assert done.shells.ran == ["echo one"]
+    assert done.error is not None and "died since its last block" in done.error.message
+    assert done.error.exit_code == 1
+    assert done.ticked() == [1]
 
 
 @scenario

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from runbook.errors import StepFailed
 from runbook.execution.verdict import Result
 from runbook.inputs import shell_var
 from runbook.redact import Redactor
@@ -37,6 +38,10 @@ class Shell(Protocol):
 
     def interrupt(self) -> None:
         """Stop the running block (async-signal-safe)."""
+
+    @property
+    def alive(self) -> bool:
+        """Whether the shell runs (a block that ended it has a fresh one by then)."""
 
     def close(self) -> None:
         """End the shell and everything it started."""
@@ -80,6 +85,15 @@ class Hosts:
             self._shells[host] = shell
             self._defined[host] = set()
             shell.start()
+        elif not shell.alive:
+            # Killed between blocks (the OOM killer, a dropped connection): a fresh shell
+            # would run the next block in another folder without the guide's variables.
+            raise StepFailed(
+                f"the shell on {host} died since its last block: its working directory, "
+                "variables and functions are gone, so nothing more runs in it",
+                hint="find out why it died (memory, the connection), then run the same "
+                "command again to resume; a new shell starts",
+            )
         return shell
 
     def define(self, host: str, name: str, value: str, *, secret: bool) -> None:
