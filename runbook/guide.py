@@ -6,14 +6,13 @@ share.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from runbook.blocks import BlockFinder, default_finder, finder_for
-from runbook.model import Diagnostic, Directive, Rendered, Runbook
+from runbook.model import Diagnostic, Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
 from runbook.section import find_section, merge
 from runbook.site import Site, front_matter_data, load_site
@@ -148,16 +147,11 @@ def block_finder(site: Site) -> BlockFinder:
     return finder_for(site.markdown_extensions)
 
 
-def exec_target(directive: Directive) -> Path:
-    """Return the guide an ``exec`` directive names (relative to the file it is written in)."""
-    return Path(os.path.normpath((directive.origin.path.parent / directive.args[0]).absolute()))
-
-
 def _check_exec(book: Runbook) -> tuple[Diagnostic, ...]:
     problems = []
     for step in book.steps:
         for d in step.directives:
-            if d.name == "exec" and not exec_target(d).is_file():
+            if d.target is not None and not d.target.is_file():
                 problems.append(
                     Diagnostic(
                         "error",
