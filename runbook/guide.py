@@ -136,7 +136,7 @@ def load_page(
     return replace(
         book,
         runtime_dir=site.runtime_dir,
-        diagnostics=rendered.problems + book.diagnostics + _check_exec(book),
+        diagnostics=rendered.problems + book.diagnostics + _site_checks(book, site),
     )
 
 
@@ -147,7 +147,11 @@ def block_finder(site: Site) -> BlockFinder:
     return finder_for(site.markdown_extensions)
 
 
-def _check_exec(book: Runbook) -> tuple[Diagnostic, ...]:
+def _site_checks(book: Runbook, site: Site) -> tuple[Diagnostic, ...]:
+    """Check what the page names in its site: guides that directives run, hosts of blocks.
+
+    These are lint's diagnostics and what stops ``exec`` before it runs: one checker.
+    """
     problems = []
     for step in book.steps:
         for d in step.directives:
@@ -159,6 +163,18 @@ def _check_exec(book: Runbook) -> tuple[Diagnostic, ...]:
                         f"step {step.number} runs {d.args[0]}, which does not exist",
                         "bad-directive",
                         "give the guide's path relative to this file",
+                    )
+                )
+        for action in step.actions:
+            if action.executable and action.host != "local" and action.host not in site.hosts:
+                problems.append(
+                    Diagnostic(
+                        "error",
+                        action.origin,
+                        f"host {action.host!r} is not defined",
+                        "unknown-host",
+                        "add it under 'plugins: - runbook: hosts:' in mkdocs.yml "
+                        "(e.g. new: {ssh: admin@10.0.0.5}, or new: local)",
                     )
                 )
     return tuple(problems)

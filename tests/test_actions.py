@@ -150,3 +150,24 @@ def test_a_secret_is_never_suggested_on_the_command_line(tmp_path: Path) -> None
     assert result.returncode == 4, result.stderr
     assert "--set-file db-password=PATH" in result.stderr
     assert "RUNBOOK_SET_DB_PASSWORD" in result.stderr and "--set db-password" not in result.stderr
+
+
+def test_lint_refuses_what_the_dry_run_refuses(tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text(
+        '# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run host="nosuch" }\necho hi\n```\n'
+    )
+
+    def runbook(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "runbook", *args],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    lint, dry = runbook("lint", "guide.md"), runbook("exec", "guide.md", "--dry-run")
+    assert lint.returncode == dry.returncode == 3
+    assert "guide.md:7: error: host 'nosuch' is not defined" in lint.stdout
+    assert "guide.md:7: host 'nosuch' is not defined" in dry.stderr

@@ -266,7 +266,7 @@ class Runner:
     def run(self) -> int:
         """Run the guide; return the exit code or raise a RunbookError saying what stopped it."""
         parts = self.parts
-        plan.check_guide(self.book, self.site.hosts, self.guides, self.guide_arg)
+        plan.check_guide(self.book, self.guides, self.guide_arg)
         plan.check_tab_flags(self.book, self.options.tabs)
         steps = plan.select(self.book, self.options, self.guide_arg)
         self._collect_values(steps)

@@ -65,11 +65,9 @@ class ExecOptions:
 # -- checks and selection -------------------------------------------------------------------
 
 
-def check_guide(
-    book: Runbook, hosts: Mapping[str, object], guides: Mapping[Path, Runbook], guide_arg: str
-) -> None:
-    """Refuse a guide with errors, a block on an undefined host, or a guide not loaded that
-    an ``exec`` directive runs."""
+def check_guide(book: Runbook, guides: Mapping[Path, Runbook], guide_arg: str) -> None:
+    """Refuse a guide with errors (lint's own diagnostics: an undefined host among them), or
+    a guide not loaded that an ``exec`` directive runs."""
     errors = book.errors
     if errors:
         first = errors[0]
@@ -80,16 +78,6 @@ def check_guide(
             line=first.origin.line if first.origin else None,
             hint=f"run 'runbook lint {guide_arg}' to see every problem",
         )
-    for step in book.steps:
-        for action in step.actions:
-            if action.executable and action.host != "local" and action.host not in hosts:
-                raise GuideError(
-                    f"host {action.host!r} is not defined",
-                    path=action.origin.path,
-                    line=action.origin.line,
-                    hint="add it under 'plugins: - runbook: hosts:' in mkdocs.yml "
-                    "(e.g. new: {ssh: admin@10.0.0.5}, or new: local)",
-                )
     for each in (book, *guides.values()):
         for step in each.steps:
             for d in step.directives:
