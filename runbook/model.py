@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import enum
 import functools
 import os
 import re
@@ -12,6 +13,19 @@ from pathlib import Path
 from typing import Literal
 
 ActionKind = Literal["run", "suggested", "shown"]
+
+
+class Outcome(enum.StrEnum):
+    """How a block ended: the one vocabulary of the shells, the verdicts and the journal."""
+
+    OK = "ok"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    SHELL_DIED = "shell-died"
+    NEEDS_INPUT = "needs-input"
+
+
 Level = Literal["error", "warning", "info"]
 
 

@@ -12,9 +12,9 @@ from runbook.execution import plan
 from runbook.execution.parts import Parts
 from runbook.execution.plan import Unit
 from runbook.execution.shells import Shell
-from runbook.execution.verdict import INTERRUPTED, Result, failure, judge
+from runbook.execution.verdict import Result, failure, judge
 from runbook.inputs import preview
-from runbook.model import Action, Placeholder, Step
+from runbook.model import Action, Outcome, Placeholder, Step
 
 # Output kept per `$ ` command for comparison; longer output fails the comparison.
 _CAPTURE_LIMIT = 1 << 20
@@ -142,7 +142,7 @@ class Performer:
                 )
                 return False
             if choice == "q":
-                if result.outcome == INTERRUPTED:
+                if result.outcome == Outcome.INTERRUPTED:
                     raise KeyboardInterrupt
                 nesting = parts.nesting
                 raise failure(

@@ -20,17 +20,11 @@ from runbook.errors import (
     StepFailed,
 )
 from runbook.execution.operator import Quit
+from runbook.model import Outcome
 from runbook.ui import format_duration
 
 if TYPE_CHECKING:
     from runbook.execution.plan import Unit
-
-OK = "ok"
-FAILED = "failed"
-TIMEOUT = "timeout"
-INTERRUPTED = "interrupted"
-SHELL_DIED = "shell-died"
-NEEDS_INPUT = "needs-input"
 
 
 class Result(Protocol):
@@ -95,20 +89,20 @@ def judge(
     ``expected`` are the output lines a ``$ `` command must print, compared with ``output``.
     """
     outcome = result.outcome
-    if outcome == OK:
+    if outcome == Outcome.OK:
         if expected is not None and not output_matches(output, expected):
             return "output differs from what the guide expects:\n" + _diff(expected, output)
         return None
     last = f" (last output: {result.last_line!r})" if result.last_line else ""
-    if outcome == FAILED:
+    if outcome == Outcome.FAILED:
         return f"exited with status {result.status}{last}"
-    if outcome == TIMEOUT:
+    if outcome == Outcome.TIMEOUT:
         return f"was stopped after the {format_duration(timeout or 0)} timeout{last}"
-    if outcome == INTERRUPTED:
+    if outcome == Outcome.INTERRUPTED:
         return "was interrupted (Ctrl-C)"
-    if outcome == NEEDS_INPUT:
+    if outcome == Outcome.NEEDS_INPUT:
         return f"is waiting for input: {result.last_line!r}"
-    if outcome == SHELL_DIED:
+    if outcome == Outcome.SHELL_DIED:
         return (
             f"ended the shell (status {result.status}); a fresh shell replaced it, so the "
             "working directory and variables were reset"
@@ -127,7 +121,7 @@ def failure(
     subject = "the block" if unit.expected is None else "the command"
     if unit.action.host != "local":
         subject += f" on {unit.action.host}"
-    if result.outcome == NEEDS_INPUT:
+    if result.outcome == Outcome.NEEDS_INPUT:
         prompt = result.last_line.strip()[-40:] or "…"
         return NeedsOperator(
             f"{named}: {subject} {what}",

@@ -29,9 +29,10 @@ the public names:
 
 from __future__ import annotations
 
+from runbook.model import Outcome
 from runbook.shell.delivery import Base64Delivery, Delivery, Exchange, FileDelivery
 from runbook.shell.detect import Detector, Probe, PromptHeuristic, TtyReadDetector
-from runbook.shell.model import Answer, BlockResult, Operator, Outcome, SessionError
+from runbook.shell.model import Answer, BlockResult, Operator, SessionError
 from runbook.shell.session import Session
 from runbook.shell.transport import (
     LOCAL_SHELL,

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from runbook.model import Outcome
 from runbook.shell.channel import Channel
 from runbook.shell.delivery import Delivery
 from runbook.shell.detect import Detector, Probe
 from runbook.shell.handover import Handover
 from runbook.shell.interrupt import Interrupts
-from runbook.shell.model import Answer, BlockResult, Operator, Outcome
+from runbook.shell.model import Answer, BlockResult, Operator
 from runbook.shell.output import Output
 from runbook.shell.process import ShellGone, ShellProcess
 from runbook.shell.protocol import Sentinels

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from runbook.errors import EXIT_STEP_FAILED, RunbookError, UsageError
 from runbook.inputs import CONTROL_RE
+from runbook.model import Outcome
 
 
 class SessionError(RunbookError):
     """The shell could not be started or stopped responding to the session."""
 
     exit_code = EXIT_STEP_FAILED
-
-
-class Outcome(enum.StrEnum):
-    """How a block ended."""
-
-    OK = "ok"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    INTERRUPTED = "interrupted"
-    SHELL_DIED = "shell-died"
-    NEEDS_INPUT = "needs-input"
 
 
 def check_typable(text: str, what: str) -> None:

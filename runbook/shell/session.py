@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO
 
 from runbook.errors import RunbookError, UsageError
+from runbook.model import Outcome
 from runbook.redact import Redactor
 from runbook.shell.block import BlockRun, Ending
 from runbook.shell.channel import Channel
 from runbook.shell.delivery import Delivery
 from runbook.shell.interrupt import Interrupts
-from runbook.shell.model import Answer, BlockResult, Operator, Outcome, SessionError
+from runbook.shell.model import Answer, BlockResult, Operator, SessionError
 from runbook.shell.output import Output
 from runbook.shell.process import ShellGone, ShellProcess
 from runbook.shell.protocol import Sentinels, check_variable, define_lines

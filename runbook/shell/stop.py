@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 
-from runbook.shell.model import Outcome
+from runbook.model import Outcome
 from runbook.shell.process import ShellProcess
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
