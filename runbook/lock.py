@@ -152,6 +152,7 @@ class Lock:
         self.record: LockHolder | None = None
         """This process's record while the lock is held."""
         self._fd: int | None = None
+        self._subject_fd: int | None = None
 
     @property
     def held(self) -> bool:
@@ -186,6 +187,11 @@ class Lock:
                 # Someone removed a stale lock file after we opened it: lock the new one.
                 os.close(fd)
                 continue
+            try:
+                self._lock_subject()
+            except BaseException:
+                os.close(fd)
+                raise
             return self._claim(fd)
         raise StateError(
             "could not take the lock: the lock file keeps changing",
@@ -193,8 +199,31 @@ class Lock:
             hint="check that nothing else is deleting files in the lock folder",
         )
 
+    def _lock_subject(self) -> None:
+        """For a run, also lock the guide file itself, so that the same file reached through
+        another path (a hard link, another site's copy of the path) cannot run twice."""
+        if self.kind != "run" or self.subject is None:
+            return
+        try:
+            fd = os.open(self.subject, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return  # nothing to lock: reading the guide reports what is wrong with it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(
+                "another run holds this guide, through another path to the same file",
+                path=self.subject,
+                hint="wait for it to finish; 'ls -li' shows the paths (hard links) of one file",
+            ) from None
+        self._subject_fd = fd
+
     def release(self) -> None:
         """Release the lock (clearing the record); a no-op when not held."""
+        subject, self._subject_fd = self._subject_fd, None
+        if subject is not None:
+            os.close(subject)
         fd, self._fd = self._fd, None
         self.record = None
         if fd is None:

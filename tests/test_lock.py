@@ -298,3 +298,26 @@ def test_lock_excludes_across_processes(tmp_path: Path) -> None:
     ]
     assert [proc.wait(timeout=30) for proc in procs] == [0, 0, 0]
     assert counter.read_text() == "120"
+
+
+def test_the_same_guide_through_a_hard_link_cannot_run_twice(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    guide = first / "guide.md"
+    guide.write_text("# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\nsleep 3\n```\n")
+    os.link(guide, second / "guide.md")  # another folder, so another runtime folder too
+    command = [sys.executable, "-m", "runbook", "exec", "guide.md", "--yes"]
+    running = subprocess.Popen(command, cwd=first, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not (first / ".runbook" / "locks").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        other = subprocess.run(
+            command, cwd=second, stdin=subprocess.DEVNULL, capture_output=True, text=True
+        )
+        assert other.returncode == 3, other.stderr
+        assert "another run holds this guide" in other.stderr
+    finally:
+        assert running.wait(timeout=30) == 0
