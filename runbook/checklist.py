@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterable
-from pathlib import Path
 
+from runbook import runtime
 from runbook.errors import StateError, UsageError
 from runbook.model import Runbook
 from runbook.state import Snapshot, Tick, apply_ticks
-
-GITIGNORE = "# runbook's runtime files (journals, transcripts, locks)\n*\n"
-
-
-def runtime_dir(book: Runbook) -> Path:
-    """Return the runtime folder, created private and git-ignored."""
-    folder = book.runtime_dir or book.path.parent / ".runbook"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = os.lstat(folder)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        # A link or another user's folder here would let them choose what runbook writes.
-        raise StateError(
-            "the runtime folder is "
-            + ("a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a private folder of yours")
-            + ": runbook writes its journal and locks only into its own folder",
-            path=folder,
-            hint=f"remove {folder} (runbook makes it again), or run as its owner",
-        )
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text(GITIGNORE)
-    return folder
 
 
 def snapshot(book: Runbook) -> Snapshot:
@@ -65,7 +41,9 @@ def set_steps(book: Runbook, numbers: Iterable[int], checked: bool) -> list[int]
     ticks = ticks_for(book, wanted, checked)
     changed = [n for n in wanted if (s := book.step(n)) is not None and s.checked != checked]
     if ticks:
-        apply_ticks(book.path, ticks, snapshot=snapshot(book), lock_dir=runtime_dir(book) / "locks")
+        apply_ticks(
+            book.path, ticks, snapshot=snapshot(book), lock_dir=runtime.locks(runtime.prepare(book))
+        )
     return changed
 
 
@@ -77,6 +55,6 @@ def reset(book: Runbook) -> list[int]:
             book.path,
             [Tick(i.origin.path, i.origin.line, False, i.text) for i in items],
             snapshot=snapshot(book),
-            lock_dir=runtime_dir(book) / "locks",
+            lock_dir=runtime.locks(runtime.prepare(book)),
         )
     return [i.number for i in items if i.number is not None]

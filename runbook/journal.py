@@ -36,8 +36,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from runbook.lock import lock_name, read_holder
+from runbook.lock import read_holder
 from runbook.model import Runbook
+from runbook.runtime import folder_of, journal_path, run_lock_file
 
 
 def who() -> str:
@@ -58,16 +59,6 @@ def new_run_id() -> str:
     """Return a short, sortable, unique run id."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
-
-
-def journal_path(runtime_dir: Path, guide: Path) -> Path:
-    """Return the journal file of ``guide``."""
-    return runtime_dir / "journal" / f"{lock_name(guide, 'run').rsplit('.', 1)[0]}.jsonl"
-
-
-def transcript_path(runtime_dir: Path, run_id: str) -> Path:
-    """Return the transcript file of one run."""
-    return runtime_dir / "transcripts" / f"{run_id}.log"
 
 
 class Journal:
@@ -337,10 +328,10 @@ def last_run_of(book: Runbook) -> LastRun | None:
     Reads only: creates no folder and takes no lock. ``running`` is set when a live process
     still holds the guide's run lock.
     """
-    runtime = book.runtime_dir or book.path.parent / ".runbook"
+    runtime = folder_of(book)
     found = last_run(journal_path(runtime, book.path))
     if found is None:
         return None
-    holder = read_holder(runtime / "locks" / f"{lock_name(book.path, 'run')}.lock")
+    holder = read_holder(run_lock_file(runtime, book.path))
     running = holder is not None and holder.kind == "run" and not holder.is_stale()
     return replace(found, running=running and found.ended is None)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import ConfigError, GuideError
+from runbook.runtime import FOLDER
 
 CONFIG_NAMES = ("mkdocs.yml", "mkdocs.yaml")
-RUNTIME_DIR = ".runbook"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Site:
         it; else in the user's own state folder, never where another user could plant it.
         """
         if not distrust(self.root):
-            return self.root / RUNTIME_DIR
+            return self.root / FOLDER
         state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
         return Path(state) / "runbook" / f"{self.root.name or 'root'}-{digest}"

@@ -678,7 +678,8 @@ def a_nested_failure_names_the_step_of_the_guide_that_ran_it(tmp: Path) -> None:
 
 @scenario
 def an_unknown_outcome_is_asked_about_or_settled_by_a_flag(tmp: Path) -> None:
-    from runbook.journal import Journal, journal_path
+    from runbook.journal import Journal
+    from runbook.runtime import journal_path
 
     guide = write(tmp, "g.md", TWO_STEPS)
     # A run that was killed inside step 1: its start is recorded, its end is not.
@@ -700,7 +701,8 @@ def an_unknown_outcome_is_asked_about_or_settled_by_a_flag(tmp: Path) -> None:
 
 @scenario
 def a_tick_the_killed_run_did_not_make_is_made_by_the_next(tmp: Path) -> None:
-    from runbook.journal import Journal, journal_path
+    from runbook.journal import Journal
+    from runbook.runtime import journal_path
 
     guide = write(tmp, "g.md", TWO_STEPS)
     journal = Journal(journal_path(tmp / ".runbook", guide), "20240101T000000Z-abcdef")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook.checklist import runtime_dir
 from runbook.errors import ConfigError, StateError
 from runbook.guide import load
+from runbook.runtime import prepare as runtime_dir
 from runbook.site import load_site
 
 NOBODY = 65534

@@ -16,17 +16,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from runbook.checklist import runtime_dir, snapshot
+from runbook import runtime
+from runbook.checklist import snapshot
 from runbook.errors import ConcurrentEditError
 from runbook.journal import (
     Journal,
     StepState,
-    journal_path,
     last_timer_start,
     new_run_id,
     run_ids,
     step_states,
-    transcript_path,
 )
 from runbook.lock import Lock, lock_name
 from runbook.model import Runbook, Step
@@ -51,7 +50,7 @@ class Records:
     def lock(self, command: str) -> Lock:
         """Return the lock that keeps a second run of the guide out."""
         return Lock(
-            runtime_dir(self.book) / "locks",
+            runtime.locks(runtime.prepare(self.book)),
             lock_name(self.book.path, "run"),
             kind="run",
             subject=self.book.path,
@@ -61,10 +60,12 @@ class Records:
     def open(self, **start: Any) -> None:
         """Open the journal and a new transcript; record the run's start (fsynced) with the
         fields ``start`` (steps, inputs, tabs …)."""
-        runtime = runtime_dir(self.book)
+        folder = runtime.prepare(self.book)
         run_id = new_run_id()
-        self._journal = Journal(journal_path(runtime, self.book.path), run_id, redact=self._redact)
-        path = transcript_path(runtime, run_id)
+        self._journal = Journal(
+            runtime.journal_path(folder, self.book.path), run_id, redact=self._redact
+        )
+        path = runtime.transcript_path(folder, run_id)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self.transcript = os.fdopen(fd, "ab", buffering=0)
@@ -130,7 +131,7 @@ class Records:
                 self.book.path,
                 [tick],
                 snapshot=self._snapshot,
-                lock_dir=runtime_dir(self.book) / "locks",
+                lock_dir=runtime.locks(runtime.prepare(self.book)),
             )
         except ConcurrentEditError as exc:
             self.write("tick-refused", sync=True, step=step.number, reason=exc.message)
