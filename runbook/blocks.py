@@ -15,7 +15,7 @@ import html
 import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import markdown
@@ -274,8 +274,6 @@ class BlockFinder:
 
     extensions: Sequence[tuple[str, Mapping[str, Any]]] = DEFAULT_EXTENSIONS
     """The site's ``markdown_extensions``, as (name, options) pairs."""
-    unavailable: list[str] = field(default_factory=list)
-    """Extensions of the site that could not be loaded here."""
 
     def __post_init__(self) -> None:
         self._mark = f"\u2063{secrets.token_hex(6)}:"  # unknown to any page
@@ -293,7 +291,7 @@ class BlockFinder:
             try:
                 md.registerExtensions([name], {name: options})
             except Exception:  # a missing or broken extension: mkdocs would not build either
-                self.unavailable.append(name)
+                continue
         return md
 
     def _hook_fences(self) -> _Fences | _PlainFences | None:

@@ -17,6 +17,28 @@ SHARED = ROOT.parent / "shared"
 REGEN = os.environ.get("RUNBOOK_REGEN") == "1"
 
 
+def run_cli(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m runbook ARGS`` in ``cwd`` without a terminal; return what it did."""
+    return subprocess.run(
+        [sys.executable, "-m", "runbook", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_step_guide(folder: Path, code: str, info: str = "bash { .run }") -> Path:
+    """Write ``folder/guide.md``: a checklist and one step whose one block is ``code``."""
+    guide = folder / "guide.md"
+    guide.write_text(f"# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```{info}\n{code}\n```\n")
+    return guide
+
+
 @pytest.fixture
 def runbook_cmd() -> list[str]:
     """Return the argv prefix that runs the CLI in a subprocess."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from runbook.actions import is_secret, parse_duration
 from runbook.errors import UsageError
 from runbook.inputs import check_value
+from tests.conftest import one_step_guide, run_cli
 
 SECRET = [
     "db-password",
@@ -61,18 +60,8 @@ def test_a_value_with_any_control_character_is_refused_naming_the_input(char: st
 
 
 def test_exec_refuses_a_c1_value_before_anything_runs(tmp_path: Path) -> None:
-    guide = tmp_path / "guide.md"
-    guide.write_text(
-        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\ntouch ran\necho <site-name>\n```\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "runbook", "exec", "guide.md", "--yes", "--set", "site-name=a\x85b"],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    one_step_guide(tmp_path, "touch ran\necho <site-name>")
+    result = run_cli(tmp_path, "exec", "guide.md", "--yes", "--set", "site-name=a\x85b")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "<site-name>" in result.stderr and "RUNBOOK_IN" not in result.stderr
     assert not (tmp_path / "ran").exists()
@@ -93,41 +82,23 @@ def test_what_is_not_a_time_limit_is_refused(text: str) -> None:
 
 @pytest.mark.parametrize("value", ["-5", "nan", "0", "inf"])
 def test_the_timeout_option_takes_the_same_rule(tmp_path: Path, value: str) -> None:
-    (tmp_path / "guide.md").write_text(
-        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\ntrue\n```\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "runbook", "exec", "guide.md", "--yes", f"--timeout={value}"],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    one_step_guide(tmp_path, "true")
+    result = run_cli(tmp_path, "exec", "guide.md", "--yes", f"--timeout={value}")
     assert result.returncode == 2, result.stderr
     assert "--timeout" in result.stderr and "[x]" not in (tmp_path / "guide.md").read_text()
 
 
 def test_values_come_from_set_then_environment_then_file(tmp_path: Path) -> None:
-    (tmp_path / "guide.md").write_text(
-        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\n"
-        'printf "%s|%s|%s" <db-password> <site-name> <port> > out.txt\n```\n'
-    )
+    one_step_guide(tmp_path, 'printf "%s|%s|%s" <db-password> <site-name> <port> > out.txt')
     (tmp_path / "pw.txt").write_text("from file\n")
     (tmp_path / "port.txt").write_text("8080\n")
     env = {**os.environ, "RUNBOOK_SET_SITE_NAME": "from env", "RUNBOOK_SET_PORT": "9090"}
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "runbook", "exec", "guide.md", "--yes"),
-            *("--set-file", "db-password=pw.txt", "--set-file", "port=port.txt"),
-            *("--set", "port=7070"),
-        ],
-        cwd=tmp_path,
+    result = run_cli(
+        tmp_path,
+        *("exec", "guide.md", "--yes"),
+        *("--set-file", "db-password=pw.txt", "--set-file", "port=port.txt"),
+        *("--set", "port=7070"),
         env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     # --set wins over the environment, which wins over the file; one newline dropped.
@@ -136,38 +107,17 @@ def test_values_come_from_set_then_environment_then_file(tmp_path: Path) -> None
 
 
 def test_a_secret_is_never_suggested_on_the_command_line(tmp_path: Path) -> None:
-    (tmp_path / "guide.md").write_text(
-        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\necho <db-password>\n```\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "runbook", "exec", "guide.md", "--yes"],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    one_step_guide(tmp_path, "echo <db-password>")
+    result = run_cli(tmp_path, "exec", "guide.md", "--yes")
     assert result.returncode == 4, result.stderr
     assert "--set-file db-password=PATH" in result.stderr
     assert "RUNBOOK_SET_DB_PASSWORD" in result.stderr and "--set db-password" not in result.stderr
 
 
 def test_lint_refuses_what_the_dry_run_refuses(tmp_path: Path) -> None:
-    (tmp_path / "guide.md").write_text(
-        '# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run host="nosuch" }\necho hi\n```\n'
-    )
-
-    def runbook(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "runbook", *args],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    lint, dry = runbook("lint", "guide.md"), runbook("exec", "guide.md", "--dry-run")
+    one_step_guide(tmp_path, "echo hi", 'bash { .run host="nosuch" }')
+    lint = run_cli(tmp_path, "lint", "guide.md")
+    dry = run_cli(tmp_path, "exec", "guide.md", "--dry-run")
     assert lint.returncode == dry.returncode == 3
     assert "guide.md:7: error: host 'nosuch' is not defined" in lint.stdout
     assert "guide.md:7: host 'nosuch' is not defined" in dry.stderr

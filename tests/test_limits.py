@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-RUNBOOK = (sys.executable, "-m", "runbook")
+from tests.conftest import run_cli
 
 
 def _list(path: Path | str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    result = subprocess.run(
-        [*RUNBOOK, "list", str(path)],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    result = run_cli(cwd, "list", str(path), timeout=20)
     return result, time.monotonic() - started
 
 
@@ -95,14 +87,7 @@ def test_template_code_cannot_run_commands_hang_or_exhaust_memory(
     template, said = TEMPLATE_ATTACKS[name]
     (tmp_path / "guide.md").write_text(f"# G\n\n{template}\n")
     started = time.monotonic()
-    result = subprocess.run(
-        [*RUNBOOK, command, "guide.md"],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_cli(tmp_path, command, "guide.md", timeout=30)
     output = result.stdout + result.stderr
     assert result.returncode == 3, output
     assert said in output and "Traceback" not in output

@@ -12,9 +12,7 @@ import pytest
 
 from runbook.guide import load
 from runbook.lint import lint_paths
-from tests.conftest import FIXTURES
-
-RUNBOOK = (sys.executable, "-m", "runbook")
+from tests.conftest import FIXTURES, run_cli
 
 
 @pytest.fixture
@@ -24,15 +22,7 @@ def site(tmp_path: Path) -> Path:
     return tmp_path / "site"
 
 
-def cli(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*RUNBOOK, *args],
-        cwd=site,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+cli = run_cli
 
 
 OVERVIEW = "docs/upgrade/index.md"

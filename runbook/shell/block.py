@@ -203,12 +203,10 @@ class BlockRun:
         included, and print its prompt; that prompt ends the block once the shell is found
         idle at it (``_watch``). Output after it means it was the block's own.
         """
-        if not output.strip():
-            return
         status, after = self._sentinels.prompt.last(output)
-        if status is not None and not after.strip():
-            self._prompt_status = status
-        else:
+        if status is not None:
+            self._prompt_status = None if after.strip() else status
+        elif output and not output.isspace():  # no copy of each chunk on this hot path
             self._prompt_status = None
 
     def _poll_time(self, deadline: float | None) -> float:
