@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from runbook import runtime
-from runbook.errors import StateError, UsageError
+from runbook.errors import StateError, step_of
 from runbook.model import Runbook
 from runbook.state import Snapshot, Tick, apply_ticks
 
@@ -19,10 +19,7 @@ def ticks_for(book: Runbook, numbers: Iterable[int], checked: bool) -> list[Tick
     """Return the ticks that set steps ``numbers``; refuse steps with nothing to tick."""
     ticks = []
     for number in numbers:
-        step = book.step(number)
-        if step is None:
-            known = ", ".join(str(s.number) for s in book.steps) or "none"
-            raise UsageError(f"no step {number} (steps: {known})", path=book.path)
+        step = step_of(book, number)
         if step.item is None:
             raise StateError(
                 f"step {number} has no item in the overview checklist, so its progress "

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from runbook import __version__
-from runbook.errors import EXIT_INVALID, GuideError, RunbookError, UsageError
+from runbook.errors import EXIT_INVALID, GuideError, RunbookError, UsageError, step_of
 from runbook.model import Runbook, rel
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,11 +44,7 @@ def parse_sets(sets: Sequence[str], option: str = "--set") -> dict[str, str]:
 
 def fail(exc: RunbookError) -> None:
     """Print ``Error: file:line: what happened`` and the next step; exit with its code."""
-    loc = (
-        f"{rel(exc.path)}:{exc.line}"
-        if exc.path and exc.line
-        else (rel(exc.path) if exc.path else "")
-    )
+    loc = exc.location
     click.echo(f"Error: {loc + ': ' if loc else ''}{exc.message}", err=True)
     if exc.hint:
         click.echo(f"  next: {exc.hint}", err=True)
@@ -138,10 +134,7 @@ def show_cmd(guide: Path, step: int, as_json: bool, sets: tuple[str, ...]) -> No
     from runbook.report import step_json, step_text
 
     book = _load(guide, sets)
-    found = book.step(step)
-    if found is None:
-        numbers = ", ".join(str(s.number) for s in book.steps) or "none"
-        raise UsageError(f"no step {step} (steps: {numbers})", path=book.path)
+    found = step_of(book, step)
     if as_json:
         _emit(step_json(found) | {"code": [a.code for a in found.actions]})
     else:

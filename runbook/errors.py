@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook.model import Diagnostic, Origin
+from runbook.model import Diagnostic, Origin, Runbook, Step, location
 
 # Documented exit codes (docs/cli.md keeps these in step).
 EXIT_OK = 0
@@ -36,10 +36,8 @@ class RunbookError(Exception):
 
     @property
     def location(self) -> str:
-        """Return ``file:line`` (or just ``file``), empty when unknown."""
-        if self.path is None:
-            return ""
-        return f"{self.path}:{self.line}" if self.line else self.path
+        """Return ``file:line`` (or just ``file``) for people, empty when unknown."""
+        return location(self.path, self.line)
 
     def __str__(self) -> str:
         loc = self.location
@@ -107,3 +105,16 @@ class Interrupted(RunbookError):
     """The operator interrupted the run."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+def step_of(book: Runbook, number: int) -> Step:
+    """Return step ``number`` of ``book``; refuse a number the guide has no step for."""
+    step = book.step(number)
+    if step is None:
+        known = ", ".join(str(s.number) for s in book.steps) or "none"
+        raise UsageError(
+            f"no step {number} (steps: {known})",
+            path=book.path,
+            hint=f"see 'runbook list {location(book.path)}' for the steps",
+        )
+    return step

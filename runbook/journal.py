@@ -26,10 +26,8 @@ Every record also carries ``time``, ``run`` (the run id) and ``who`` (``user@hos
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -39,15 +37,7 @@ from typing import Any
 from runbook.lock import read_holder
 from runbook.model import Runbook
 from runbook.runtime import folder_of, journal_path, run_lock_file
-
-
-def who() -> str:
-    """Return ``user@host``."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+from runbook.users import who
 
 
 def now() -> str:

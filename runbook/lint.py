@@ -9,7 +9,7 @@ from pathlib import Path
 from runbook.errors import RunbookError
 from runbook.model import Diagnostic
 from runbook.render import Renderer
-from runbook.site import Site, load_site
+from runbook.site import load_site
 
 
 @dataclass(frozen=True)
@@ -22,19 +22,6 @@ class LintResult:
     """Every problem, in page order."""
 
 
-def is_snippet(path: Path, site: Site) -> bool:
-    """Tell whether ``path`` is an include snippet rather than a page."""
-    if path.name.startswith("_"):
-        return True
-    if site.include_dir != site.docs_dir:
-        try:
-            path.resolve().relative_to(site.include_dir.resolve())
-        except ValueError:
-            return False
-        return True
-    return False
-
-
 def pages_under(path: Path) -> Iterator[Path]:
     """Yield the markdown pages at ``path`` (a file, or a folder searched recursively)."""
     if path.is_dir():
@@ -42,7 +29,7 @@ def pages_under(path: Path) -> Iterator[Path]:
         for page in sorted(path.rglob("*.md")):
             if any(part.startswith(".") for part in page.relative_to(path).parts):
                 continue
-            if not is_snippet(page, site):
+            if not site.is_snippet(page):
                 yield page
     else:
         yield path

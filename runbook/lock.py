@@ -10,12 +10,10 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import getpass
 import hashlib
 import json
 import os
 import re
-import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ from types import TracebackType
 from typing import Literal
 
 from runbook.errors import LockedError, StateError
+from runbook.users import current_user, this_host
 
 LockKind = Literal["run", "write"]
 
@@ -93,7 +92,7 @@ class LockHolder:
 
     def is_stale(self) -> bool:
         """Whether the holder is provably gone: same host, and its process no longer exists."""
-        if self.host != socket.gethostname():
+        if self.host != this_host():
             return False
         if self.pid <= 0:
             return True
@@ -269,8 +268,8 @@ class Lock:
             self.previous = left
         record = LockHolder(
             pid=os.getpid(),
-            user=_user(),
-            host=socket.gethostname(),
+            user=current_user(),
+            host=this_host(),
             since=dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds"),
             command=self.command,
             kind=self.kind,
@@ -408,10 +407,3 @@ def _process_start(pid: int) -> int | None:
         return int(fields[19])
     except (IndexError, ValueError):
         return None
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

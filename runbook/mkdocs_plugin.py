@@ -6,7 +6,6 @@ It imports the loading side only (site, render, guide), never the execution side
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 from pathlib import Path
 
 from mkdocs.config import config_options as c
@@ -20,39 +19,34 @@ from mkdocs.structure.pages import Page
 from runbook.errors import RunbookError
 from runbook.guide import page_variables
 from runbook.render import Renderer, split_front_matter
-from runbook.site import Site
+from runbook.site import PLUGIN_OPTIONS, plugin_settings, site_with
 
 
 class RunbookConfig(Config):  # type: ignore[no-untyped-call]
-    """Options under ``plugins: - runbook:`` in ``mkdocs.yml``."""
+    """Options under ``plugins: - runbook:`` in ``mkdocs.yml`` (see ``PLUGIN_OPTIONS``)."""
 
-    include_dir = c.Type(str, default="")
-    """Where ``{% include %}`` names resolve (default: the docs folder)."""
-    inputs = c.Type(dict, default={})
-    """Default values for ``<placeholders>``."""
-    hosts = c.Type(dict, default={})
-    """Named hosts for ``host="…"`` blocks."""
-    snippets = c.Type(str, default="_*.md")
-    """File name pattern of snippets inside the docs folder, never published as pages."""
+    # One table of options for the plugin and the command line, so they cannot drift.
+    _schema = tuple(
+        (name, c.Type(option.kind, default=option.default))
+        for name, option in PLUGIN_OPTIONS.items()
+    )
 
 
 class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
     """Render Jinja includes in every page; keep snippets out of the site."""
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
-        root = Path(config.config_file_path or ".").parent
-        docs_dir = Path(config.docs_dir)
-        include = self.config.include_dir
-        self.site = Site(
-            root=root,
-            config_file=Path(config.config_file_path) if config.config_file_path else None,
-            docs_dir=docs_dir,
-            include_dir=(root / include) if include else docs_dir,
-            extra=dict(config.extra or {}),
-            inputs={str(k): str(v) for k, v in self.config.inputs.items()},
-            hosts=dict(self.config.hosts),
-            plugin="runbook",
-        )
+        config_file = Path(config.config_file_path or "mkdocs.yml").absolute()
+        try:
+            self.site = site_with(
+                config_file,
+                Path(config.docs_dir),
+                plugin_settings(dict(self.config), config_file),
+                plugin="runbook",
+                extra=dict(config.extra or {}),
+            )
+        except RunbookError as exc:
+            raise _plugin_error(exc) from None
         self.renderer = Renderer(self.site.include_dir)
         if self.site.include_dir.is_dir():
             # mkdocs serve: a snippet edit rebuilds the pages that include it.
@@ -62,13 +56,8 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
         return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
-        include = self.site.include_dir.resolve()
         for file in list(files):
-            if not file.src_uri.endswith(".md"):
-                continue
-            path = Path(file.abs_src_path or "").resolve()
-            inside = include != self.site.docs_dir.resolve() and include in path.parents
-            if inside or fnmatch.fnmatch(Path(file.src_uri).name, self.config.snippets):
+            if file.src_uri.endswith(".md") and self.site.is_snippet(Path(file.abs_src_path or "")):
                 files.remove(file)
         return files
 
@@ -87,6 +76,11 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
                 variables=page_variables(self.site, page.meta or {}),
             )
         except RunbookError as exc:
-            hint = f" ({exc.hint})" if exc.hint else ""
-            raise PluginError(f"runbook: {exc}{hint}") from None
+            raise _plugin_error(exc) from None
         return rendered.text
+
+
+def _plugin_error(exc: RunbookError) -> PluginError:
+    """Say a runbook error the way MkDocs reports a plugin's."""
+    hint = f" ({exc.hint})" if exc.hint else ""
+    return PluginError(f"runbook: {exc}{hint}")

@@ -39,6 +39,13 @@ def rel(path: Path | str) -> str:
     return text if relative.startswith("..") else relative
 
 
+def location(path: Path | str | None, line: int | None = None) -> str:
+    """Return ``file:line`` for people (``file`` alone without a line, empty without a file)."""
+    if path is None:
+        return ""
+    return f"{rel(path)}:{line}" if line else rel(path)
+
+
 @dataclass(frozen=True)
 class Origin:
     """A place in a source file."""
@@ -49,7 +56,13 @@ class Origin:
     """1-based line number in that file."""
 
     def __str__(self) -> str:
+        # The full path: journals record blocks by it, whatever folder a run starts in.
         return f"{self.path}:{self.line}"
+
+    @property
+    def shown(self) -> str:
+        """Return ``file:line`` for people, the file relative to the working folder."""
+        return location(self.path, self.line)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,14 +12,67 @@ from runbook.inputs import how_to_give
 from runbook.model import Action, Diagnostic, Origin, Placeholder, Runbook, Step, rel
 
 if TYPE_CHECKING:
-    from runbook.execution.plan import DryPart, DryStep
-    from runbook.execution.verdict import StepResult
     from runbook.journal import LastRun
+
+
+# -- what runs report, for the dry run and the summary ---------------------------------------
+
+
+@dataclass(frozen=True)
+class DryPart:
+    """A step as a dry run shows it: a step of the guide, or a step that one runs."""
+
+    step: Step
+    """The step."""
+    label: str
+    """What it runs as (``repeating step 4`` …), empty for the guide's own step."""
+    named: str
+    """How messages name it."""
+    choice: tuple[str, str] | None
+    """A choice of tabs a person must make (what, and how to make it ahead), if any."""
+    actions: tuple[Action, ...]
+    """Its blocks in the chosen tabs (and in undecided ones)."""
+    previews: tuple[str, ...]
+    """Per block, its code with known values filled in, secrets masked (empty if shown)."""
+    missing: tuple[Placeholder, ...]
+    """Inputs its blocks use that have no value yet."""
+
+
+@dataclass(frozen=True)
+class DryStep:
+    """A step of the guide in a dry run: whether it would run, and what."""
+
+    step: Step
+    """The step."""
+    pending: bool
+    """Whether it would run (else it is done and skipped)."""
+    parts: tuple[DryPart, ...] = ()
+    """The step and every step it runs, when it would run."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How one step went, for the summary."""
+
+    number: int
+    """The step number."""
+    title: str
+    """The step title."""
+    result: str
+    """``done``, ``skipped``, ``failed``, ``stopped``, ``interrupted``, ``error`` or
+    ``already done``."""
+    duration: float = 0.0
+    """Seconds the step took in this run."""
+    note: str = ""
+    """A short remark for the summary (``tick refused``, ``unknown outcome`` …)."""
+
+
+# -- views ----------------------------------------------------------------------------------
 
 
 def where(origin: Origin | None) -> str:
     """Return ``file:line`` for display."""
-    return f"{rel(origin.path)}:{origin.line}" if origin else ""
+    return origin.shown if origin else ""
 
 
 def placeholder_json(ph: Placeholder) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
-import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +12,10 @@ from typing import Any
 
 from runbook.errors import ConfigError, GuideError
 from runbook.runtime import FOLDER
+from runbook.users import owner_name
 
 CONFIG_NAMES = ("mkdocs.yml", "mkdocs.yaml")
+SNIPPETS = "_*.md"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,16 @@ class Site:
     """``markdown_extensions`` as (name, options) pairs; None for a lone guide."""
     nav: tuple[Any, ...] = ()
     """The site's ``nav:`` as written (pages relative to ``docs_dir``)."""
+    snippets: str = SNIPPETS
+    """File name pattern of include snippets in the docs folder (never pages)."""
+
+    def is_snippet(self, path: Path) -> bool:
+        """Tell whether ``path`` is an include snippet rather than a page of the site."""
+        if fnmatch.fnmatch(path.name, self.snippets):
+            return True
+        if self.include_dir.resolve() == self.docs_dir.resolve():
+            return False
+        return self.include_dir.resolve() in path.resolve().parents
 
     @property
     def runtime_dir(self) -> Path:
@@ -66,17 +78,10 @@ def distrust(path: Path) -> str:
     except OSError:
         return ""
     if info.st_uid not in (0, os.geteuid()):
-        return f"belongs to {_user_name(info.st_uid)}, not to you or root"
+        return f"belongs to {owner_name(info.st_uid)}, not to you or root"
     if info.st_mode & 0o022:
         return "can be written by other users"
     return ""
-
-
-def _user_name(uid: int) -> str:
-    try:
-        return f"user {pwd.getpwuid(uid).pw_name}"
-    except KeyError:
-        return f"user id {uid}"
 
 
 def find_config(start: Path) -> Path | None:
@@ -164,6 +169,32 @@ def front_matter_data(raw: str, path: Path) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class PluginOption:
+    """One option under ``plugins: - runbook:``."""
+
+    kind: type
+    """The YAML type it takes."""
+    default: Any
+    """Its value when absent."""
+    doc: str
+    """What it sets, for people."""
+
+
+PLUGIN_OPTIONS: Mapping[str, PluginOption] = {
+    "include_dir": PluginOption(
+        str, "", "Where {% include %} names resolve (default: the docs folder)."
+    ),
+    "inputs": PluginOption(dict, {}, "Default values for <placeholders>."),
+    "hosts": PluginOption(dict, {}, 'Named hosts for host="…" blocks.'),
+    "snippets": PluginOption(
+        str, SNIPPETS, "File name pattern of snippets in the docs folder, never pages."
+    ),
+}
+"""The plugin's options: ``runbook`` reads them from ``mkdocs.yml`` and the MkDocs plugin
+builds its configuration schema from them."""
+
+
 def plugin_options(config: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     """Return the options of plugin ``name`` (``{}`` when listed bare), None when absent."""
     plugins = config.get("plugins") or []
@@ -178,21 +209,57 @@ def plugin_options(config: Mapping[str, Any], name: str) -> Mapping[str, Any] | 
     return None
 
 
+def plugin_settings(options: Mapping[str, Any], config_file: Path | None) -> dict[str, Any]:
+    """Return every option of the runbook plugin, defaults filled, refusing a wrong type."""
+    settings: dict[str, Any] = {}
+    for name, option in PLUGIN_OPTIONS.items():
+        value = options.get(name)
+        if value is None:
+            value = type(option.default)(option.default)
+        if not isinstance(value, option.kind):
+            what = "a mapping" if option.kind is dict else "a string"
+            raise ConfigError(f"runbook plugin '{name}:' must be {what}", path=config_file)
+        settings[name] = value
+    return settings
+
+
 def site_from_config(config_file: Path, config: Mapping[str, Any]) -> Site:
     """Build a Site from an already read configuration mapping."""
-    root = config_file.parent
-    docs_dir = root / str(config.get("docs_dir") or "docs")
     ours = plugin_options(config, "runbook")
     macros = plugin_options(config, "macros")
-    if ours is not None:
-        include = ours.get("include_dir")
-        plugin = "runbook"
-    elif macros is not None:
-        include = macros.get("include_dir")
-        plugin = "macros"
-    else:
-        include, plugin = None, ""
-    include_dir = root / str(include) if include else docs_dir
+    settings = plugin_settings(ours or {}, config_file)
+    plugin = "runbook" if ours is not None else "macros" if macros is not None else ""
+    if plugin == "macros" and macros is not None:
+        settings["include_dir"] = str(macros.get("include_dir") or "")
+    extra = config.get("extra") or {}
+    if not isinstance(extra, Mapping):
+        raise ConfigError("'extra:' must be a mapping", path=config_file)
+    nav = config.get("nav")
+    return site_with(
+        config_file,
+        config_file.parent / str(config.get("docs_dir") or "docs"),
+        settings,
+        plugin=plugin,
+        extra=extra,
+        markdown_extensions=markdown_extensions(config, config_file),
+        nav=tuple(nav) if isinstance(nav, list) else (),
+    )
+
+
+def site_with(
+    config_file: Path,
+    docs_dir: Path,
+    settings: Mapping[str, Any],
+    *,
+    plugin: str,
+    extra: Mapping[str, Any],
+    markdown_extensions: tuple[tuple[str, Mapping[str, Any]], ...] | None = None,
+    nav: tuple[Any, ...] = (),
+) -> Site:
+    """Build the Site of ``config_file`` from the plugin's ``settings`` (see plugin_settings)."""
+    root = config_file.parent
+    include = settings["include_dir"]
+    include_dir = root / include if include else docs_dir
     why = distrust(include_dir)
     if why:
         raise ConfigError(
@@ -200,27 +267,19 @@ def site_from_config(config_file: Path, config: Mapping[str, Any]) -> Site:
             path=config_file,
             hint=f"make it yours and private to you (chown and chmod go-w {include_dir})",
         )
-    extra = config.get("extra") or {}
-    if not isinstance(extra, Mapping):
-        raise ConfigError("'extra:' must be a mapping", path=config_file)
-    opts = ours or {}
-    inputs = opts.get("inputs") or {}
-    hosts = opts.get("hosts") or {}
-    if not isinstance(inputs, Mapping) or not isinstance(hosts, Mapping):
-        raise ConfigError(
-            "runbook plugin 'inputs:' and 'hosts:' must be mappings", path=config_file
-        )
+    hosts = settings["hosts"]
     return Site(
         root=root,
         config_file=config_file,
-        markdown_extensions=markdown_extensions(config, config_file),
-        nav=tuple(config.get("nav") or ()) if isinstance(config.get("nav"), list) else (),
+        markdown_extensions=markdown_extensions,
+        nav=nav,
         docs_dir=docs_dir,
         include_dir=include_dir,
         extra=dict(extra),
-        inputs={str(k): str(v) for k, v in inputs.items()},
+        inputs={str(k): str(v) for k, v in settings["inputs"].items()},
         hosts={str(k): dict(v) if isinstance(v, Mapping) else {"ssh": v} for k, v in hosts.items()},
         plugin=plugin,
+        snippets=settings["snippets"],
     )
 
 

@@ -101,6 +101,19 @@ class Tick:
     """The item's text as the caller knows it (see ``item_text``), to verify identity."""
 
 
+def digest(data: bytes) -> str:
+    """Return the guide's fingerprint: equal fingerprints mean the same bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path) -> str | None:
+    """Return the fingerprint of the file at ``path``, or None when it cannot be read."""
+    try:
+        return digest(path.read_bytes())
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The guide's bytes as read once, with line and task-item lookups."""
@@ -115,7 +128,7 @@ class Snapshot:
     @classmethod
     def of(cls, path: str | os.PathLike[str], data: bytes) -> Snapshot:
         """Build a snapshot of ``data`` for the guide at ``path``."""
-        return cls(Path(path).resolve(), data, hashlib.sha256(data).hexdigest())
+        return cls(Path(path).resolve(), data, digest(data))
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Snapshot:

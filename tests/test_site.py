@@ -78,3 +78,64 @@ def test_plugin_error_names_file_and_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "index.md:3: include '_missing.md' not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plugin_options_are_one_table() -> None:
+    """The plugin's schema, the command line's reading and the docs list the same options."""
+    from runbook.mkdocs_plugin import RunbookConfig
+    from runbook.site import PLUGIN_OPTIONS
+
+    assert [name for name, _ in RunbookConfig._schema] == list(PLUGIN_OPTIONS)
+    doc = (Path(__file__).parent.parent / "docs" / "user-guide" / "writing.md").read_text()
+    table = doc.split("### Plugin options", 1)[1].split("\n## ", 1)[0]
+    assert sorted(re.findall(r"^\| `(\w+)` \|", table, re.M)) == sorted(PLUGIN_OPTIONS)
+
+
+def test_snippet_pattern_is_one_rule_for_lint_and_site(tmp_path: Path) -> None:
+    """A custom ``snippets:`` pattern keeps a file out of the site and out of lint alike."""
+    from runbook.lint import lint_paths
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# Hi\n\n{% include 'inc-part.md' %}\n")
+    (tmp_path / "docs" / "inc-part.md").write_text("Shared text.\n")
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: t\nplugins:\n  - runbook:\n      snippets: 'inc-*.md'\n"
+    )
+    result = lint_paths([tmp_path / "docs"])
+    assert [p.name for p in result.pages] == ["index.md"]
+    assert not [d for d in result.diagnostics if d.level == "error"]
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "out")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert build.returncode == 0, build.stderr
+    assert not (tmp_path / "out" / "inc-part").exists()
+    assert "Shared text." in (tmp_path / "out" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("option", ["inputs: [a, b]", "hosts: 5", "snippets: {a: 1}"])
+def test_wrong_plugin_option_type_is_refused_alike(tmp_path: Path, option: str) -> None:
+    """A plugin option of the wrong type stops the build and runbook, both naming it."""
+    from tests.conftest import run_cli
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# Hi\n")
+    (tmp_path / "mkdocs.yml").write_text(f"site_name: t\nplugins:\n  - runbook:\n      {option}\n")
+    name = option.split(":")[0]
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "-d", str(tmp_path / "out")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert build.returncode != 0
+    assert f"'{name}'" in build.stderr
+    assert "Traceback" not in build.stderr
+    lint = run_cli(tmp_path, "lint", "docs/index.md")
+    assert lint.returncode == 3
+    assert f"runbook plugin '{name}:' must be" in lint.stdout
+    assert "Traceback" not in lint.stderr

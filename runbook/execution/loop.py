@@ -30,10 +30,11 @@ from runbook.execution.records import Records
 from runbook.execution.shells import Hosts, ShellFactory
 from runbook.execution.signals import Signals
 from runbook.execution.tabs import TabChoices
-from runbook.execution.verdict import StepResult, result_of, step_result
+from runbook.execution.verdict import result_of, step_result
 from runbook.journal import StepState
 from runbook.model import Directive, Runbook, Step, rel
 from runbook.redact import Redactor
+from runbook.report import StepResult
 from runbook.site import Site
 from runbook.ui import Console, format_duration
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, NoReturn
 from runbook.errors import EXIT_NEEDS_OPERATOR, NeedsOperator, UsageError
 from runbook.execution.plan import quote_label
 from runbook.inputs import check_value, how_to_give
-from runbook.model import Action, Origin, Placeholder, Step, rel
+from runbook.model import Action, Origin, Placeholder, Step
 from runbook.ui import Console
 
 if TYPE_CHECKING:
@@ -226,8 +226,7 @@ class Operator:
     def show(self, action: Action) -> None:
         """Show a block that is never run."""
         self.console.line(
-            f"  {action.lang or 'text'} ({rel(action.origin.path)}:{action.origin.line}), "
-            "shown only:",
+            f"  {action.lang or 'text'} ({action.origin.shown}), shown only:",
             "dim",
         )
         for text in action.code.rstrip("\n").split("\n"):
@@ -235,7 +234,7 @@ class Operator:
 
     def code(self, action: Action, code: str) -> None:
         """Show a block about to run (or offered), ``code`` with values filled in."""
-        where = f"{rel(action.origin.path)}:{action.origin.line}"
+        where = action.origin.shown
         host = f" on {action.host}" if action.host != "local" else ""
         self.console.line(f"▶ {action.kind}{host} ({where})", "cyan")
         for text in code.rstrip("\n").split("\n"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runbook.actions import is_secret, prompt_commands
-from runbook.errors import GuideError, NeedsOperator, UsageError
+from runbook.errors import GuideError, NeedsOperator, UsageError, step_of
 from runbook.execution.tabs import Ask, TabChoices
 from runbook.inputs import check_value, placeholders_in, preview, substitute
 from runbook.model import (
@@ -28,6 +28,7 @@ from runbook.model import (
     Step,
 )
 from runbook.redact import Redactor
+from runbook.report import DryPart, DryStep
 
 # A step runs the steps of its directives; theirs run theirs, to this depth.
 _MAX_DEPTH = 8
@@ -119,7 +120,6 @@ def check_tab_flags(book: Runbook, flags: Sequence[str]) -> None:
 def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
     """Return the steps the options name (all by default); refuse numbers with no step."""
     steps = list(book.steps)
-    numbers = {s.number for s in steps}
     if not steps:
         raise GuideError(
             "the guide has no numbered steps to run",
@@ -130,10 +130,7 @@ def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
     if options.from_step is not None:
         asked.append(options.from_step)
     for n in asked:
-        if n not in numbers:
-            raise UsageError(
-                f"no step {n} (steps: {', '.join(map(str, sorted(numbers)))})", path=book.path
-            )
+        step_of(book, n)
     if options.only:
         return [s for s in steps if s.number in options.only]
     if options.from_step is not None:
@@ -340,38 +337,6 @@ def edited(action: Action, code: str) -> Action:
 
 
 # -- the dry run ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DryPart:
-    """A step as a dry run shows it: a step of the guide, or a step that one runs."""
-
-    step: Step
-    """The step."""
-    label: str
-    """What it runs as (``repeating step 4`` …), empty for the guide's own step."""
-    named: str
-    """How messages name it."""
-    choice: tuple[str, str] | None
-    """A choice of tabs a person must make (what, and how to make it ahead), if any."""
-    actions: tuple[Action, ...]
-    """Its blocks in the chosen tabs (and in undecided ones)."""
-    previews: tuple[str, ...]
-    """Per block, its code with known values filled in, secrets masked (empty if shown)."""
-    missing: tuple[Placeholder, ...]
-    """Inputs its blocks use that have no value yet."""
-
-
-@dataclass(frozen=True)
-class DryStep:
-    """A step of the guide in a dry run: whether it would run, and what."""
-
-    step: Step
-    """The step."""
-    pending: bool
-    """Whether it would run (else it is done and skipped)."""
-    parts: tuple[DryPart, ...] = ()
-    """The step and every step it runs, when it would run."""
 
 
 def dry_plan(

@@ -10,7 +10,6 @@ is read here too.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from runbook.journal import (
 )
 from runbook.lock import Lock, lock_name
 from runbook.model import Runbook, Step
-from runbook.state import Tick, apply_ticks
+from runbook.state import Tick, apply_ticks, digest, file_digest
 
 
 class Records:
@@ -108,7 +107,7 @@ class Records:
         """Record that ``step`` ended, durably, before any tick."""
         # The guide as it is before the tick: a later run knows exactly whether anyone
         # changed it since, should this run die before ticking.
-        extra = {"guide_sha256": _sha256_of(self.book.path)} if result == "done" else {}
+        extra = {"guide_sha256": file_digest(self.book.path)} if result == "done" else {}
         self.write(
             "step-end",
             sync=True,
@@ -171,7 +170,7 @@ class Records:
             if step.checked:
                 self.write("tick", step=step.number, line=step.item.origin.line)
                 continue
-            current = hashlib.sha256(self.book.rendered.source).hexdigest()
+            current = digest(self.book.rendered.source)
             changed = (
                 state.guide != current
                 if state.guide
@@ -182,14 +181,6 @@ class Records:
     def timer_start(self, name: str) -> tuple[float, int | None] | None:
         """Return when and in which step timer ``name`` last started, in any run."""
         return last_timer_start(self.journal.path, name)
-
-
-def _sha256_of(path: Path) -> str | None:
-    """Return the SHA-256 of a file's bytes, or None when it cannot be read."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def _modified_after(path: Path, when: str) -> bool:

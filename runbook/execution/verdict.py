@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from runbook.errors import (
@@ -62,23 +61,6 @@ class Result(Protocol):
     @property
     def output_bytes(self) -> int:
         """Bytes of output."""
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """How one step went, for the summary."""
-
-    number: int
-    """The step number."""
-    title: str
-    """The step title."""
-    result: str
-    """``done``, ``skipped``, ``failed``, ``stopped``, ``interrupted``, ``error`` or
-    ``already done``."""
-    duration: float = 0.0
-    """Seconds the step took in this run."""
-    note: str = ""
-    """A short remark for the summary (``tick refused``, ``unknown outcome`` …)."""
 
 
 def judge(

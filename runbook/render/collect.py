@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from runbook.errors import GuideError, IncludeError, TemplateError
-from runbook.model import Diagnostic, LineMap, Rendered, rel
+from runbook.model import Diagnostic, LineMap, Rendered, location
 from runbook.render.problems import RENDER_ERRORS, UNDEFINED_HINT, Problems, traceback_templates
 from runbook.render.sources import Sources
 from runbook.tags import written_includes
@@ -92,7 +92,7 @@ class Collector:
         for name, where, line in self.problems.undefined_uses():
             collected.add(
                 TemplateError(
-                    f"undefined variable: '{name}' ({rel(where)}:{line})",
+                    f"undefined variable: '{name}' ({location(where, line)})",
                     path=where,
                     line=line,
                     hint=UNDEFINED_HINT,
