@@ -8,8 +8,17 @@ import re
 from collections.abc import Callable
 
 from runbook.blocks import CodeBlock
-from runbook.inputs import PLACEHOLDER_RE
-from runbook.model import Action, ActionKind, Answer, Origin, Placeholder, PromptCommand, TabRef
+from runbook.inputs import CODE_HINT, PLACEHOLDER_RE, run_as_code, uses
+from runbook.model import (
+    Action,
+    ActionKind,
+    Answer,
+    Limit,
+    Origin,
+    Placeholder,
+    PromptCommand,
+    TabRef,
+)
 
 Problem = Callable[[str, str, str], None]
 """Report an error at the block: (message, code, hint)."""
@@ -163,6 +172,7 @@ def action_of(
     timeout = _timeout(options.get("timeout"), problem) if kind == "run" else None
     answers = _answers(attrs, problem) if kind == "run" else ()
     commands = "\n".join(c for c, _, _ in prompt) if prompt else code
+    placeholders = _placeholders(commands, "".join("\n" + a.send for a in answers), problem)
     return Action(
         kind=kind,
         lang=lang,
@@ -174,7 +184,7 @@ def action_of(
         admonitions=admonitions,
         host=options.get("host") or "local",
         expects_output=bool(prompt),
-        placeholders=_placeholders(commands + "".join("\n" + a.send for a in answers)),
+        placeholders=placeholders,
         timeout=timeout,
         answers=answers,
         commands=tuple(PromptCommand(c, tuple(out), at) for c, out, at in prompt),
@@ -303,16 +313,28 @@ def _looks_like_commands(code: str) -> bool:
     return word in _COMMAND_WORDS or bool(_ASSIGNMENT_RE.match(first))
 
 
-def _placeholders(code: str) -> tuple[Placeholder, ...]:
-    if "<" not in code:
+def _placeholders(code: str, sends: str, problem: Problem) -> tuple[Placeholder, ...]:
+    """Return the inputs of a block's ``code`` (and of the answers it ``sends``), each with
+    the limits of the contexts it stands in; report uses the shell would run as code."""
+    if "<" not in code + sends:
         return ()
-    seen: dict[str, Placeholder] = {}
-    for match in PLACEHOLDER_RE.finditer(code):
-        name = match.group(1)
-        if name.lower() in _HTML_TAGS:
-            continue
-        seen.setdefault(name, Placeholder(name, is_secret(name)))
-    return tuple(seen.values())
+    names: dict[str, None] = {}
+    for match in PLACEHOLDER_RE.finditer(code + "\n" + sends):
+        if match.group(1).lower() not in _HTML_TAGS:
+            names.setdefault(match.group(1), None)
+    limits: dict[str, dict[Limit, None]] = {name: {} for name in names}
+    reported: set[str] = set()
+    for use in uses(code, names):
+        if use.limit is not None:
+            limits[use.name].setdefault(use.limit, None)
+        if use.code and use.name not in reported:
+            reported.add(use.name)
+            problem(
+                run_as_code(use),
+                "value-run-as-code",
+                CODE_HINT.replace("<name>", f"<{use.name}>"),
+            )
+    return tuple(Placeholder(n, is_secret(n), tuple(limits[n])) for n in names)
 
 
 _HTML_TAGS = frozenset(

@@ -1,9 +1,10 @@
 """Placeholders as inputs: substitute ``<name>`` with shell variable references, never values.
 
 A value never becomes shell source text. Each ``<name>`` is replaced by a reference to a shell
-variable (quoted to suit where it stands: unquoted, in single or double quotes, in a heredoc),
-and the session sets that variable without typing the value as code. So ``$(…)``, quotes,
-backticks or ``;`` in a value are only ever data.
+variable, written to suit where it stands (see ``runbook.shellcontext``), and the session sets
+that variable without typing the value as code. So ``$(…)``, quotes, backticks or ``;`` in a
+value are only ever data; where bash reads a variable's text again (arithmetic, variable
+names) only values it holds as data are taken, checked before anything runs.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from runbook.errors import UsageError
-from runbook.model import Placeholder
+from runbook.errors import GuideError, UsageError
+from runbook.model import Limit, Placeholder
+from runbook.shellcommands import Use
+from runbook.shellcontext import PLACEHOLDER_RE, scan
+
+__all__ = ["PLACEHOLDER_RE", "Use"]
 
 MASK = "********"
-PLACEHOLDER_RE = re.compile(r"(?<!<)<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
-"""A ``<name>`` input in a command (not ``<<`` or ``>>``): the one rule of placeholder syntax."""
-_HEREDOC_RE = re.compile(r"<<(-?)[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][\w.-]*))")
+_INTEGER_RE = re.compile(r"[+-]?(?:0|[1-9][0-9]*)")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 """C0 and C1 control characters and DEL: typed into a terminal they act as keystrokes."""
 
@@ -80,8 +84,9 @@ def _read_value_file(name: str, path: Path) -> str:
     return text
 
 
-def check_value(name: str, value: str) -> None:
-    """Refuse values a terminal could take as keystrokes (C0 and C1 control characters)."""
+def check_value(name: str, value: str, limits: Iterable[Limit] = ()) -> None:
+    """Refuse values a terminal could take as keystrokes (C0 and C1 control characters),
+    and values a context that reads them again (``limits``) would run as code."""
     match = CONTROL_RE.search(value)
     if match:
         raise UsageError(
@@ -89,6 +94,20 @@ def check_value(name: str, value: str) -> None:
             f"0x{ord(match.group()):02x}, which a terminal would act on",
             hint="give a value without control characters (newlines and tabs included)",
         )
+    for limit in limits:
+        if limit.kind == "integer" and not _INTEGER_RE.fullmatch(value):
+            raise UsageError(
+                f"the value of <{name}> is not a whole number, and {limit.context} reads it "
+                "as arithmetic, where other text runs as code",
+                hint="give a whole number such as 5 (without leading zeros, which bash reads "
+                "as octal)",
+            )
+        if limit.kind == "name" and not _NAME_RE.fullmatch(value):
+            raise UsageError(
+                f"the value of <{name}> is not a plain variable name, and {limit.context} "
+                "takes it as one, where other text runs as code",
+                hint="give a name of letters, digits and _ that does not start with a digit",
+            )
 
 
 @dataclass(frozen=True)
@@ -115,98 +134,47 @@ def substitute(
     *,
     literal: Mapping[str, str] | None = None,
 ) -> Script:
-    """Replace each ``<name>`` in ``names`` by a suitably quoted variable reference.
+    """Replace each ``<name>`` in ``names`` by a variable reference suited to where it stands.
 
     ``literal`` holds non-secret values usable where no expansion happens (a quoted
-    heredoc body); a placeholder there with no literal value is refused.
+    heredoc body); a placeholder there with no literal value is refused, and so is one
+    where the shell would run a value as code (lint reports those in a guide).
     """
-    wanted = set(names)
-    used: dict[str, None] = {}
-    out: list[str] = []
-    state = "normal"  # normal | single | double
-    heredocs: list[tuple[str, bool, bool]] = []  # (delimiter, strip_tabs, quoted)
-    for line in code.split("\n"):
-        if heredocs and state == "normal":
-            delim, strip, quoted = heredocs[0]
-            if (line.lstrip("\t") if strip else line) == delim:
-                heredocs.pop(0)
-                out.append(line)
-                continue
-            out.append(_heredoc_line(line, wanted, used, quoted, literal or {}))
-            continue
-        pieces, state = _scan_line(line, state, wanted, used)
-        out.append(pieces)
-        if state == "normal":
-            for m in _HEREDOC_RE.finditer(line):
-                delim = m.group(2) or m.group(3) or m.group(4)
-                heredocs.append((delim, m.group(1) == "-", m.group(4) is None))
-    return Script("\n".join(out), tuple(used))
+    text, found = scan(code, set(names), shell_var, literal)
+    for use in found:
+        if use.code:
+            raise GuideError(run_as_code(use), hint=CODE_HINT)
+    return Script(text, tuple(dict.fromkeys(use.name for use in found)))
 
 
-def _reference(name: str, used: dict[str, None], quote: str) -> str:
-    used.setdefault(name, None)
-    var = shell_var(name)
-    if quote == "normal":
-        return f'"${{{var}}}"'
-    if quote == "double":
-        return f"${{{var}}}"
-    return f"'\"${{{var}}}\"'"  # close the single quotes, expand, reopen
+CODE_HINT = (
+    "pass the value as an argument (bash -c '… \"$1\" …' _ <name>), or run the block on that "
+    'host with host="…" instead of through ssh'
+)
+"""What to do about a placeholder where the shell runs text as code."""
 
 
-def _heredoc_line(
-    line: str, wanted: set[str], used: dict[str, None], quoted: bool, literal: Mapping[str, str]
-) -> str:
-    def repl(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in wanted:
-            return m.group(0)
-        if not quoted:
-            used.setdefault(name, None)
-            return f"${{{shell_var(name)}}}"
-        if name in literal:
-            return literal[name]
-        raise UsageError(
-            f"<{name}> stands in a quoted heredoc (<<'EOF'), where the shell expands nothing, "
-            "and its value is secret or unknown",
-            hint="use an unquoted heredoc delimiter (<<EOF) so the value can be expanded",
-        )
-
-    return PLACEHOLDER_RE.sub(repl, line)
+def run_as_code(use: Use) -> str:
+    """Say that a placeholder stands where the shell runs text as code."""
+    return (
+        f"<{use.name}> stands in {use.code}, where the shell runs text as code: no quoting "
+        "keeps a value data there"
+    )
 
 
-def _scan_line(line: str, state: str, wanted: set[str], used: dict[str, None]) -> tuple[str, str]:
-    """Substitute placeholders in one line, tracking shell quoting across lines."""
-    out: list[str] = []
-    i = 0
-    n = len(line)
-    while i < n:
-        ch = line[i]
-        m = PLACEHOLDER_RE.match(line, i) if ch == "<" else None
-        if m and m.group(1) in wanted and (i == 0 or line[i - 1] != "<"):
-            out.append(_reference(m.group(1), used, state))
-            i = m.end()
-            continue
-        if state != "single" and ch == "\\" and i + 1 < n:
-            out.append(line[i : i + 2])  # an escaped character never changes the quoting
-            i += 2
-            continue
-        if state == "single":
-            if ch == "'":
-                state = "normal"
-        elif state == "double":
-            if ch == '"':
-                state = "normal"
-        else:
-            if ch == "'":
-                state = "single"
-            elif ch == '"':
-                state = "double"
-            elif ch == "#" and (i == 0 or line[i - 1] in " \t;&|("):
-                out.append(line[i:])  # a comment: nothing to substitute or track
-                break
-        out.append(ch)
-        i += 1
-    return "".join(out), state
+def uses(code: str, names: Iterable[str]) -> list[Use]:
+    """Return every use of the placeholders ``names`` in ``code``, with its context."""
+    return scan(code, set(names), shell_var, _AnyLiteral())[1]
+
+
+class _AnyLiteral(dict[str, str]):
+    """Literal values for a scan that only looks: every name has one."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 def preview(code: str, values: Mapping[str, str], secret: Iterable[str]) -> str:

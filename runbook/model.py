@@ -82,6 +82,16 @@ class Diagnostic:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A shell context that reads a value's text again, so holds only some values as data."""
+
+    kind: Literal["integer", "name"]
+    """``integer``: arithmetic (a whole number only); ``name``: a variable's name."""
+    context: str
+    """Where, as people know it: ``$(( ))``, ``[[ … -gt … ]]``, ``printf -v`` …"""
+
+
+@dataclass(frozen=True)
 class Placeholder:
     """A ``<name>`` input found in a command."""
 
@@ -89,6 +99,8 @@ class Placeholder:
     """The name between the angle brackets."""
     secret: bool
     """Whether the value must never be echoed, logged or written."""
+    limits: tuple[Limit, ...] = ()
+    """The contexts of its uses in this block that hold only some values (see Limit)."""
 
 
 @dataclass(frozen=True)

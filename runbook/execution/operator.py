@@ -4,6 +4,7 @@ names the flag or answer that would let it go on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from runbook.errors import EXIT_NEEDS_OPERATOR, NeedsOperator, UsageError
@@ -181,8 +182,15 @@ class Operator:
             [("r", "run it again"), ("s", "skip it"), ("d", "done: tick it"), ("q", "quit")],
         )
 
-    def value(self, ph: Placeholder, step: Step, action: Action) -> str:
-        """Ask for the value of input ``ph`` that ``action`` needs (or refuse)."""
+    def value(
+        self,
+        ph: Placeholder,
+        step: Step,
+        action: Action,
+        check: Callable[[str, str], None] = check_value,
+    ) -> str:
+        """Ask for the value of input ``ph`` that ``action`` needs (or refuse); ask again
+        while ``check`` refuses the answer."""
         if not self.interactive:
             raise NeedsOperator(
                 f"{self._nesting.named(step)} needs <{ph.name}>",
@@ -196,7 +204,7 @@ class Operator:
             except EOFError:
                 raise Quit from None
             try:
-                check_value(ph.name, value)
+                check(ph.name, value)
             except UsageError as exc:
                 self.console.line(f"  {exc.message}", "red")
                 continue

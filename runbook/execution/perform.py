@@ -97,7 +97,7 @@ class Performer:
     def _value(self, ph: Placeholder, step: Step, action: Action) -> str:
         inputs = self.parts.inputs
         if ph.name not in inputs.values:
-            value = self.parts.operator.value(ph, step, action)
+            value = self.parts.operator.value(ph, step, action, inputs.check)
             secret = ph.secret or inputs.secret(ph.name)
             inputs.give(ph.name, value, secret=secret)
             self.parts.records.write(

@@ -21,6 +21,7 @@ from runbook.inputs import check_value, placeholders_in, preview, substitute
 from runbook.model import (
     Action,
     Directive,
+    Limit,
     Origin,
     Placeholder,
     PromptCommand,
@@ -235,11 +236,32 @@ def default_values(
 class Inputs:
     """The run's values of placeholders; secret ones are masked wherever output goes."""
 
-    def __init__(self, redactor: Redactor, secret_names: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        redactor: Redactor,
+        secret_names: Iterable[str] = (),
+        limits: Mapping[str, Sequence[tuple[Limit, Origin]]] | None = None,
+    ) -> None:
         self.values: dict[str, str] = {}
         """Every value known so far, by name."""
         self._redactor = redactor
         self._secret_names = set(secret_names)
+        self._limits = dict(limits or {})
+
+    def limits(self, name: str) -> tuple[Limit, ...]:
+        """Return what the contexts input ``name`` stands in take as data (see Limit)."""
+        return tuple(limit for limit, _ in self._limits.get(name, ()))
+
+    def check(self, name: str, value: str) -> None:
+        """Refuse a value a terminal or one of its contexts would act on, naming the block."""
+        check_value(name, value)
+        for limit, origin in self._limits.get(name, ()):
+            try:
+                check_value(name, value, (limit,))
+            except UsageError as exc:
+                raise UsageError(
+                    exc.message, path=origin.path, line=origin.line, hint=exc.hint
+                ) from None
 
     def secret(self, name: str) -> bool:
         """Whether input ``name`` is secret (a placeholder said so, or its name does)."""
@@ -250,7 +272,7 @@ class Inputs:
         characters."""
         if secret if secret is not None else self.secret(name):
             self._redactor.add(value)
-        check_value(name, value)
+        self.check(name, value)
         self.values[name] = value
 
     def secrets(self) -> set[str]:
@@ -264,6 +286,20 @@ class Inputs:
     def preview(self, code: str) -> str:
         """Return ``code`` with known values filled in, secrets masked, for people to read."""
         return preview(code, self.values, self.secrets())
+
+
+def input_limits(books: Iterable[Runbook]) -> dict[str, list[tuple[Limit, Origin]]]:
+    """Return, by input, the limits of the contexts its uses stand in and their blocks."""
+    limits: dict[str, list[tuple[Limit, Origin]]] = {}
+    for book in books:
+        for step in book.steps:
+            for action in step.actions:
+                if not action.executable:
+                    continue
+                for ph in action.placeholders:
+                    found = limits.setdefault(ph.name, [])
+                    found.extend((limit, action.origin) for limit in ph.limits)
+    return limits
 
 
 def needed_inputs(
