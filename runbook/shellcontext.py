@@ -508,6 +508,6 @@ def scan(
     literal: Mapping[str, str] | None = None,
 ) -> tuple[str, list[Use]]:
     """Return ``code`` with each placeholder in ``names`` replaced, and every use found."""
-    scanner = Scanner(code, names, literal or {}, var)
+    scanner = Scanner(code, names, literal if literal is not None else {}, var)
     scanner.commands(0)
     return "".join(scanner.out), scanner.uses

@@ -281,3 +281,15 @@ def test_lint_and_exec_refuse_values_run_as_code(tmp_path: Path, code: str) -> N
     dry = run_cli(tmp_path, "exec", "guide.md", "--dry-run", "--set", "x=1")
     assert dry.returncode == 3
     assert "runs text as code" in dry.stderr
+
+
+def test_lint_takes_a_placeholder_in_a_quoted_heredoc(tmp_path: Path) -> None:
+    """Its value is written as text at run time; only an unknown or secret one is refused."""
+    from tests.conftest import one_step_guide, run_cli
+
+    one_step_guide(tmp_path, "cat <<'EOF'\nhost: <host>\nEOF")
+    lint = run_cli(tmp_path, "lint", "guide.md")
+    assert lint.returncode == 0, lint.stdout
+    done = run_cli(tmp_path, "exec", "guide.md", "--set", "host=db1")
+    assert done.returncode == 0, done.stderr
+    assert "host: db1" in done.stdout
