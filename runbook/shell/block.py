@@ -1,9 +1,11 @@
 """One block's run: deliver it, start it, pump the terminal until the prompt returns.
 
 Meanwhile a quiet command is checked for waiting on input, and answered from the block's
-declared answers, handed to the operator, or stopped; a timeout or an interrupt stops it
-too. The run never replaces the shell: when the shell dies it says so, and the session
-decides what comes next.
+declared answers, handed to the operator, or stopped. Only a certain wait is ever stopped:
+a guess from the output's shape (all there is over SSH) may be a slow command showing a
+label, so without an answer or a person it keeps running until it ends or its timeout
+stops it. A timeout or an interrupt stops any command. The run never replaces the shell:
+when the shell dies it says so, and the session decides what comes next.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import NamedTuple
 from runbook.model import Outcome
 from runbook.shell.channel import Channel
 from runbook.shell.delivery import Delivery
-from runbook.shell.detect import Detector, Probe
+from runbook.shell.detect import Detector, Probe, Wait
 from runbook.shell.handover import Handover
 from runbook.shell.interrupt import Interrupts
 from runbook.shell.model import Answer, BlockResult, Operator
@@ -83,6 +85,8 @@ class BlockRun:
         self._begun = True
         """Whether the shell has started executing the block (it prints a marker first)."""
         self._handover: Handover | None = None
+        self._handover_certain = False
+        """The hand-over answers a certain wait: the end of the operator's input stops it."""
         self._end: SentinelScanner | None = None
         """Finds the mark this block's line prints when the block returns (see Sentinels)."""
         self._ended: int | None = None
@@ -266,16 +270,18 @@ class BlockRun:
             return
         # Back off on long quiet stretches: each probe may scan /proc.
         self._next_probe = now + min(1.0, max(0.2, (now - self._last_io) / 5))
-        if self._waits_for_input(now):
-            if self._process.replaced():
-                self._replaced = True  # `exec bash`: our shell, its prompt and state are gone
-            elif self._prompt_status is not None:
-                self._at_prompt = True  # bash itself reads at its prompt
-            else:
-                self._respond(outbox, now)
+        wait = self._waits_for_input(now)
+        if wait is None:
+            return
+        if self._process.replaced():
+            self._replaced = True  # `exec bash`: our shell, its prompt and state are gone
+        elif self._prompt_status is not None:
+            self._at_prompt = True  # bash itself reads at its prompt
+        else:
+            self._respond(outbox, now, wait)
 
-    def _waits_for_input(self, now: float) -> bool:
-        """Ask the detector whether the quiet command waits for input."""
+    def _waits_for_input(self, now: float) -> Wait | None:
+        """Ask the detector whether (and how surely) the quiet command waits for input."""
         process = self._process
         probe = Probe(
             fd=process.fd,
@@ -286,10 +292,15 @@ class BlockRun:
             expects=tuple(a.expect.encode() for a in self._unused),
         )
         # A probe can race the prompt: the sentinel is written before bash reads again.
-        return self._detector.waiting(probe) and not process.pending_output()
+        wait = self._detector.detect(probe)
+        return None if wait is None or process.pending_output() else wait
 
-    def _respond(self, outbox: bytearray, now: float) -> None:
-        """Answer a command waiting for input, hand it to the operator, or stop it."""
+    def _respond(self, outbox: bytearray, now: float, wait: Wait) -> None:
+        """Answer a command waiting for input, hand it to the operator, or stop it.
+
+        Only a certain wait is stopped: a guess may be a busy command that printed a
+        label, and interrupting it on a guess could leave a migration half done.
+        """
         window = self.output.window
         answer = next((a for a in self._unused if a.expect.encode() in window), None)
         if answer is not None:
@@ -300,19 +311,25 @@ class BlockRun:
             self._last_io = now
         elif self._operator is not None:
             self._handover = Handover(self._operator)
+            self._handover_certain = wait is Wait.CERTAIN
             self.handed_over = True
             self._poller.register(self._handover.fd, select.POLLIN)
             if self._operator.on_handover is not None:
                 self._operator.on_handover(self.output.last_line())
-        else:
+        elif wait is Wait.CERTAIN:
             self._begin_stop(Outcome.NEEDS_INPUT, now)
 
     def _end_handover(self, handover: Handover, now: float) -> None:
-        """The operator's input ended: give the terminal back, stop the command."""
+        """The operator's input ended: give the terminal back; stop a certain wait only.
+
+        A guessed wait goes on as if nobody were there (its end or its timeout decides),
+        and the operator, whose input is gone, is not handed the keyboard again.
+        """
         self._poller.unregister(handover.fd)
         handover.close()
         self._handover = None
-        if self.stop is None:
+        self._operator = None
+        if self.stop is None and self._handover_certain:
             self._begin_stop(Outcome.NEEDS_INPUT, now)
 
     def _begin_stop(self, outcome: Outcome, now: float) -> None:

@@ -1,8 +1,9 @@
-"""Tell a command waiting for input from a slow one.
+"""Tell a command waiting for input from a slow one, and say how sure that is.
 
 A detector is asked only after the terminal has been quiet for its ``min_quiet``; the
-kernel's view (a foreground process blocked reading the terminal) is precise where /proc
-reaches the shell's processes, the prompt heuristic is what is left elsewhere.
+kernel's view (a foreground process blocked reading the terminal) is certain where /proc
+reaches the shell's processes. The prompt heuristic is what is left elsewhere, and it is
+only a guess: ``printf 'Migrating schema: '; sleep 60`` looks exactly like a question.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import stat
 import termios
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
 from runbook.shell.procfs import group_members
@@ -46,6 +48,15 @@ class Probe:
     """Expect texts of answers not used yet."""
 
 
+class Wait(Enum):
+    """How sure a detector is that the quiet command waits for input."""
+
+    CERTAIN = "certain"
+    """The kernel shows a foreground process blocked reading the terminal."""
+    GUESS = "guess"
+    """Only the output's shape says so: quiet, and the last line looks like a question."""
+
+
 class Detector(Protocol):
     """Tell a command waiting for input from a slow one."""
 
@@ -54,8 +65,8 @@ class Detector(Protocol):
         """Seconds without output before the detector is asked."""
         ...
 
-    def waiting(self, probe: Probe) -> bool:
-        """Return True when the foreground command waits for terminal input."""
+    def detect(self, probe: Probe) -> Wait | None:
+        """Return how sure it is that the foreground command waits; None when it does not."""
         ...
 
 
@@ -70,6 +81,10 @@ def _looks_like_prompt(tail: bytes) -> bool:
 def _ends_with_expect(tail: bytes, expects: Sequence[bytes]) -> bool:
     stripped = tail.rstrip()
     return any(e.strip() and stripped.endswith(e.strip()) for e in expects)
+
+
+def _prompt_shaped(probe: Probe) -> bool:
+    return _looks_like_prompt(probe.tail) or _ends_with_expect(probe.tail, probe.expects)
 
 
 @dataclass(frozen=True)
@@ -87,21 +102,26 @@ class PromptHeuristic:
         """Return the silence needed before deciding."""
         return self.quiet_for
 
+    def detect(self, probe: Probe) -> Wait | None:
+        """Guess a wait when the output has been quiet and ends like a prompt."""
+        if probe.quiet >= self.quiet_for and _prompt_shaped(probe):
+            return Wait.GUESS
+        return None
+
     def waiting(self, probe: Probe) -> bool:
-        """Return True when the output has been quiet and ends like a prompt."""
-        if probe.quiet < self.quiet_for:
-            return False
-        return _looks_like_prompt(probe.tail) or _ends_with_expect(probe.tail, probe.expects)
+        """Return True when ``detect`` guesses a wait (the yes/no form of it)."""
+        return self.detect(probe) is not None
 
 
 @dataclass(frozen=True)
 class TtyReadDetector:
     """Ask the kernel: is a foreground process blocked reading this terminal?
 
-    Precise for programs that read the terminal (``read``, ``cat``, password prompts,
+    Certain for programs that read the terminal (``read``, ``cat``, password prompts,
     ``mysql -p``). A program that puts the terminal in raw mode and waits in ``poll``
-    (``ssh`` to another host, a REPL) is only taken as waiting after ``raw_quiet``
-    seconds of silence with a prompt-like last line.
+    (``ssh`` to another host, a REPL) may as well be busy with a timer or the network, so
+    ``raw_quiet`` seconds of silence with a prompt-like last line only make it a guess;
+    so is everything where the kernel cannot be asked.
     """
 
     raw_quiet: float = 1.0
@@ -112,30 +132,31 @@ class TtyReadDetector:
         """Return the silence needed before asking the kernel."""
         return 0.05
 
-    def waiting(self, probe: Probe) -> bool:
-        """Return True when a foreground process waits for terminal input."""
+    def detect(self, probe: Probe) -> Wait | None:
+        """Return CERTAIN when the kernel shows a read of the terminal, GUESS from the shape."""
         if probe.tty is None:
-            return PromptHeuristic().waiting(probe)
+            return PromptHeuristic().detect(probe)
         reads, polls = _SYSCALLS.get(platform.machine(), (frozenset(), frozenset()))
         if not reads:
-            return PromptHeuristic().waiting(probe)
+            return PromptHeuristic().detect(probe)
         try:
             pgrp = os.tcgetpgrp(probe.fd)
         except OSError:
-            return False
+            return None
         raw_mode = self._raw_mode(probe.fd)
+        found: Wait | None = None
         for pid in group_members(pgrp):
             kind = self._blocked_in(pid, probe.tty, reads, polls)
             if kind == "read":
-                return True
+                return Wait.CERTAIN
             if (
                 kind == "poll"
                 and raw_mode
                 and probe.quiet >= self.raw_quiet
-                and (_looks_like_prompt(probe.tail) or _ends_with_expect(probe.tail, probe.expects))
+                and _prompt_shaped(probe)
             ):
-                return True
-        return False
+                found = Wait.GUESS  # keep looking: another member may read, which is certain
+        return found
 
     @staticmethod
     def _raw_mode(fd: int) -> bool:
