@@ -662,8 +662,9 @@ def test_prompt_heuristic_knows_declared_answers() -> None:
 def test_prompt_heuristic_detects_waiting_in_a_session(tmp_path: Path) -> None:
     transport = Transport("local", LOCAL_SHELL, Base64Delivery, PromptHeuristic(quiet_for=0.3))
     with Session(transport=transport, cwd=tmp_path, grace=0.3) as session:
-        result = session.run("read -p 'Name: ' n", timeout=10)
-        assert result.outcome == "needs-input"
+        # Only a guess: never stopped as waiting, so the timeout ends it.
+        result = session.run("read -p 'Name: ' n", timeout=2)
+        assert result.outcome == "timeout"
         assert session.run("sleep 0.6; echo slow", timeout=10).outcome == "ok"
 
 
@@ -832,7 +833,7 @@ RAW_POLL = (
 
 @pytest.mark.parametrize(
     ("text", "outcome"),
-    [("mysql> ", "needs-input"), ("Downloading 42%", "ok")],
+    [("mysql> ", "ok"), ("Downloading 42%", "ok")],  # a raw-mode poll is only a guess
 )
 def test_raw_mode_program_polling_the_terminal(tmp_path: Path, text: str, outcome: str) -> None:
     transport = Transport("local", LOCAL_SHELL, FileDelivery, TtyReadDetector(raw_quiet=0.3))
