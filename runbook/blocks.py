@@ -285,13 +285,16 @@ class BlockFinder:
         names: dict[str, dict[str, Any]] = {name: {} for name in MKDOCS_BUILTINS}
         for name, options in self.extensions:
             if name not in _SKIPPED:
-                names.setdefault(name, {}).update(_safe_options(name, options))
+                names.setdefault(name, {}).update(options)
         md = markdown.Markdown()
+        failed: list[tuple[str, str]] = []
         for name, options in names.items():
             try:
-                md.registerExtensions([name], {name: options})
-            except Exception:  # a missing or broken extension: mkdocs would not build either
-                continue
+                md.registerExtensions([name], {name: _safe_options(name, options)})
+            except Exception as exc:  # a missing or broken extension, or options it refuses
+                failed.append((name, f"{type(exc).__name__}: {exc}"))
+        # Read without them, the page's blocks may differ from the site's: lint says so.
+        self.unloadable: tuple[tuple[str, str], ...] = tuple(failed)
         return md
 
     def _hook_fences(self) -> _Fences | _PlainFences | None:

@@ -6,13 +6,14 @@ share.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from runbook.blocks import BlockFinder, default_finder, finder_for
-from runbook.model import Diagnostic, Rendered, Runbook
+from runbook.model import Diagnostic, Origin, Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
 from runbook.section import find_section, merge
 from runbook.site import Site, front_matter_data, load_site
@@ -132,11 +133,15 @@ def load_page(
     if isinstance(meta_inputs, Mapping):
         inputs.update({str(k): str(v) for k, v in meta_inputs.items()})
     inputs.update(sets or {})
-    book = build(rendered, inputs=inputs, finder=block_finder(site), page_step=page_step)
+    finder = block_finder(site)
+    book = build(rendered, inputs=inputs, finder=finder, page_step=page_step)
     return replace(
         book,
         runtime_dir=site.runtime_dir,
-        diagnostics=rendered.problems + book.diagnostics + _site_checks(book, site),
+        diagnostics=rendered.problems
+        + book.diagnostics
+        + _site_checks(book, site)
+        + _extension_checks(finder, site),
     )
 
 
@@ -178,3 +183,38 @@ def _site_checks(book: Runbook, site: Site) -> tuple[Diagnostic, ...]:
                     )
                 )
     return tuple(problems)
+
+
+def _extension_checks(finder: BlockFinder, site: Site) -> tuple[Diagnostic, ...]:
+    """Warn of each of the site's Markdown extensions that cannot be loaded."""
+    if site.config_file is None:
+        return ()
+    return tuple(
+        Diagnostic(
+            "warning",
+            Origin(site.config_file, _config_line(site.config_file, name)),
+            f"markdown extension {name!r} cannot be loaded ({why}): the guide's code blocks "
+            "are read without it, and 'mkdocs build' stops on it too",
+            "unloadable-extension",
+            "install the package that provides it, or correct its name or options under "
+            "'markdown_extensions:'",
+        )
+        for name, why in finder.unloadable
+    )
+
+
+def _config_line(config_file: Path, name: str) -> int:
+    """Return the line of ``mkdocs.yml`` naming extension ``name`` (else that of
+    ``markdown_extensions:``, else 1): an inherited configuration may name it elsewhere."""
+    try:
+        lines = config_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return 1
+    entry = re.compile(rf"""^\s*(?:-\s*)?["']?{re.escape(name)}["']?\s*(?::|$)""")
+    section = None
+    for number, line in enumerate(lines, 1):
+        if section is None and line.startswith("markdown_extensions"):
+            section = number
+        elif section is not None and entry.match(line):
+            return number
+    return section or 1

@@ -17,6 +17,7 @@ Events, in the order a run writes them::
                   duration                                                 (fsynced)
     tick          step, line              (after the guide's box was written)
     tick-refused  step, reason                                             (fsynced)
+    tick-failed   step, reason, guide_sha256  (the guide could not be written; fsynced)
     step-resolved step, choice            (what to do with an unknown outcome; fsynced)
     run-end       result, duration                                         (fsynced)
 
@@ -126,8 +127,8 @@ class StepState:
     step: int
     """The step number."""
     event: str
-    """The latest step event: ``step-start``, ``step-end``, ``step-resolved``, ``tick`` or
-    ``tick-refused``."""
+    """The latest step event: ``step-start``, ``step-end``, ``step-resolved`` or
+    ``tick-refused`` (a ``tick`` or ``tick-failed`` reads as the ``step-end`` it follows)."""
     result: str | None
     """The result of the latest ``step-end`` (``done``, ``failed`` …), when that is the latest."""
     ticked: bool
@@ -139,7 +140,8 @@ class StepState:
     who: str
     """Who wrote it (``user@host``)."""
     guide: str | None = None
-    """SHA-256 of the guide's bytes when a ``done`` step ended, before its tick."""
+    """SHA-256 of the guide's bytes when a ``done`` step ended, before its tick (or when
+    its tick failed)."""
 
     @property
     def unknown(self) -> bool:
@@ -152,7 +154,9 @@ class StepState:
         return self.event == "step-end" and self.result == "done" and not self.ticked
 
 
-_STEP_EVENTS = frozenset({"step-start", "step-end", "step-resolved", "tick", "tick-refused"})
+_STEP_EVENTS = frozenset(
+    {"step-start", "step-end", "step-resolved", "tick", "tick-refused", "tick-failed"}
+)
 
 
 def step_states(path: Path) -> dict[int, StepState]:
@@ -176,6 +180,10 @@ def step_states(path: Path) -> dict[int, StepState]:
             if previous is not None and previous.event == "step-end":
                 event, result, guide = "step-end", previous.result, previous.guide
             ticked = True
+        elif event == "tick-failed":
+            # Only a done step is ticked: it stays done, unticked, as of this record, so the
+            # next run ticks it when the guide is as this record saw it.
+            event, result = "step-end", "done"
         elif event == "step-end":
             result = str(rec.get("result"))
         states[step] = StepState(

@@ -7,6 +7,7 @@ any invalid UTF-8 are never decoded away, so a write changes nothing but box byt
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import os
 import re
@@ -217,7 +218,7 @@ def apply_ticks(
         command=f"writing the checklist of {guide}",
     )
     with lock:
-        fd = _open_guide(guide)
+        fd = _open_guide(guide, line=wanted[0].line if wanted else None)
         try:
             return _write(fd, guide, wanted, snapshot)
         finally:
@@ -391,15 +392,61 @@ def _check_against(tick: Tick, snapshot: Snapshot) -> None:
     )
 
 
-def _open_guide(guide: Path) -> int:
+def check_writable(path: str | os.PathLike[str], *, line: int | None = None) -> None:
+    """Refuse a guide whose checklist could not be written, without changing it.
+
+    Only opening the file for writing tells: root passes any permission bits (so neither
+    ``os.access`` nor the mode can say), yet a read-only file system or an immutable file
+    stops root too. The open is the one a tick makes, without O_TRUNC or O_CREAT, so the
+    content and the modification time stay as they were.
+    """
+    os.close(_open_guide(Path(path).resolve(), line=line))
+
+
+def unwritable(guide: Path, error: OSError, *, line: int | None = None) -> StateError:
+    """Return the refusal for a guide that cannot be opened for writing: the one message
+    that exec (before it runs anything, and at a tick), check, uncheck and reset give."""
+    if error.errno == errno.EROFS:
+        hint = (
+            "the file system is mounted read-only: remount it read-write, or copy the site "
+            "to a writable place and run it there"
+        )
+    elif error.errno == errno.EPERM:
+        hint = (
+            f"the file may be immutable or append-only (see 'lsattr {guide}'; "
+            f"'chattr -i -a {guide}' as root clears that)"
+        )
+    elif _owner(guide) not in (None, os.geteuid()):
+        hint = "it is not yours: run as its owner, or have it made writable for you"
+    else:
+        hint = f"make it writable ('chmod u+w {guide}') and run again"
+    return StateError(
+        f"the guide cannot be written ({error.strerror or error}), so progress cannot be "
+        "recorded in its checklist",
+        path=guide,
+        line=line,
+        hint=hint,
+    )
+
+
+def _owner(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_uid
+    except OSError:
+        return None
+
+
+def _open_guide(guide: Path, *, line: int | None = None) -> int:
     try:
         fd = os.open(guide, os.O_RDWR | os.O_CLOEXEC)
-    except OSError as exc:
+    except FileNotFoundError as exc:
         raise StateError(
-            f"cannot open the guide for writing: {exc.strerror}",
+            "cannot open the guide for writing: it is gone",
             path=guide,
-            hint="check that the file exists and is writable",
+            hint="put the guide back (or give its new path) and run again",
         ) from exc
+    except OSError as exc:
+        raise unwritable(guide, exc, line=line) from exc
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise StateError("the guide is not a regular file", path=guide)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runbook.guide import load
+from runbook.model import Diagnostic, Origin
 from tests.conftest import GUIDE
 
 
@@ -139,3 +140,74 @@ def test_wrong_plugin_option_type_is_refused_alike(tmp_path: Path, option: str) 
     assert lint.returncode == 3
     assert f"runbook plugin '{name}:' must be" in lint.stdout
     assert "Traceback" not in lint.stderr
+
+
+MISSING = "site_name: t\nmarkdown_extensions:\n  - pymdownx.superfences\n  - pymdownx.no_such_one\n"
+BAD_OPTIONS = (
+    "site_name: t\nmarkdown_extensions:\n  - pymdownx.superfences:\n      custom_fences: 3\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "line", "why"),
+    [
+        (MISSING, 4, "ModuleNotFoundError: No module named 'pymdownx.no_such_one'"),
+        (BAD_OPTIONS, 3, "TypeError: 'int' object is not iterable"),
+    ],
+    ids=["missing", "bad-options"],
+)
+def test_an_extension_that_cannot_be_loaded_is_a_warning_naming_mkdocs_yml(
+    tmp_path: Path, config: str, line: int, why: str
+) -> None:
+    """Missing, or refusing its options: lint warns, where runbook once read the page
+    without it in silence (or stopped with a traceback on bad options), and the site's
+    build does stop on it, as the warning says."""
+    from runbook.lint import lint_paths
+
+    (tmp_path / "docs").mkdir()
+    guide = tmp_path / "docs" / "index.md"
+    guide.write_text("# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\necho hi\n```\n")
+    (tmp_path / "mkdocs.yml").write_text(config)
+    found = [d for d in lint_paths([guide]).diagnostics if d.code == "unloadable-extension"]
+    name = config.splitlines()[line - 1].strip(" -:")
+    assert found == [
+        Diagnostic(
+            "warning",
+            Origin(tmp_path / "mkdocs.yml", line),
+            f"markdown extension {name!r} cannot be loaded ({why}): the guide's code blocks "
+            "are read without it, and 'mkdocs build' stops on it too",
+            "unloadable-extension",
+            "install the package that provides it, or correct its name or options under "
+            "'markdown_extensions:'",
+        )
+    ]
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "-d", str(tmp_path / "out")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert build.returncode != 0
+    assert f"Failed to load extension '{name}'" in build.stderr
+
+
+def test_lint_and_exec_show_the_extension_warning(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text(
+        "# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```bash { .run }\necho hi\n```\n"
+    )
+    (tmp_path / "mkdocs.yml").write_text(MISSING)
+    warning = "mkdocs.yml:4: warning: markdown extension 'pymdownx.no_such_one' cannot be loaded"
+    lint = run_cli(tmp_path, "lint", "docs/index.md")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert lint.stdout.startswith(warning)
+    assert "0 errors, 1 warnings" in lint.stderr
+    for args in (("--dry-run",), ("--yes",)):
+        ran = run_cli(tmp_path, "exec", *args, "docs/index.md")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert ran.stdout.startswith(warning), ran.stdout
+        assert ran.stdout.count("[unloadable-extension]") == 1
+    assert "* [x] 1. Go" in (tmp_path / "docs" / "index.md").read_text()

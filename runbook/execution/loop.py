@@ -20,6 +20,7 @@ from runbook.errors import (
     ConcurrentEditError,
     Interrupted,
     RunbookError,
+    StateError,
 )
 from runbook.execution import plan
 from runbook.execution.operator import Operator, Quit
@@ -32,10 +33,10 @@ from runbook.execution.signals import Signals
 from runbook.execution.tabs import TabChoices
 from runbook.execution.verdict import result_of, step_result
 from runbook.journal import StepState
-from runbook.model import Directive, Runbook, Step, rel
+from runbook.model import Diagnostic, Directive, Runbook, Step, rel
 from runbook.redact import Redactor
-from runbook.report import StepResult
-from runbook.site import Site
+from runbook.report import StepResult, diagnostic_text
+from runbook.site import CONFIG_NAMES, Site
 from runbook.ui import Console, format_duration
 
 
@@ -270,6 +271,7 @@ class Runner:
         plan.check_guide(self.book, self.guides, self.guide_arg)
         plan.check_tab_flags(self.book, self.options.tabs)
         steps = plan.select(self.book, self.options, self.guide_arg)
+        self._check_before_running()
         self._collect_values(steps)
         if self.options.dry_run:
             self._dry_run(steps)
@@ -294,6 +296,27 @@ class Runner:
                 records.close()
         self._summary(total)
         return self._exit(failure)
+
+    def _check_before_running(self) -> None:
+        """Show the warnings about the sites' configuration; refuse a guide whose progress
+        could not be recorded, which a dry run (it writes nothing) only notes."""
+        console = self.parts.console
+        for diag in _site_warnings((self.book, *self.guides.values())):
+            console.line(diagnostic_text(diag), "yellow")
+        try:
+            self.parts.records.check_writable()
+        except StateError as exc:
+            if self.options.dry_run:
+                console.line(f"! {exc}: a run without --dry-run refuses to start", "yellow")
+                console.line(f"  next: {exc.hint}", "yellow")
+                return
+            raise StateError(
+                f"{exc.message}; nothing was run",
+                path=exc.path,
+                line=exc.line,
+                hint=f"{exc.hint}, or rehearse it without writing: "
+                f"runbook exec --dry-run {self.guide_arg}",
+            ) from exc
 
     def _collect_values(self, steps: Sequence[Step]) -> None:
         """Know the values given ahead; without a person, decide every tab set and know
@@ -438,6 +461,17 @@ class Runner:
             error.hint = self.redactor.redact_text(error.hint)
         error.args = (error.message,)
         return error
+
+
+def _site_warnings(books: Sequence[Runbook]) -> list[Diagnostic]:
+    """Return the warnings located in a site's ``mkdocs.yml``, once each: lint shows them to
+    the guide's author, but they change what the operator's run finds in the guide."""
+    found: dict[Diagnostic, None] = {}
+    for book in books:
+        for diag in book.diagnostics:
+            if diag.level == "warning" and diag.origin and diag.origin.path.name in CONFIG_NAMES:
+                found.setdefault(diag)
+    return list(found)
 
 
 def _with_checked(book: Runbook, number: int) -> Runbook:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from runbook import runtime
 from runbook.checklist import snapshot
-from runbook.errors import ConcurrentEditError
+from runbook.errors import ConcurrentEditError, StateError
 from runbook.journal import (
     Journal,
     StepState,
@@ -28,7 +28,7 @@ from runbook.journal import (
 )
 from runbook.lock import Lock, lock_name
 from runbook.model import Runbook, Step
-from runbook.state import Tick, apply_ticks, digest, file_digest
+from runbook.state import Tick, apply_ticks, check_writable, digest, file_digest
 
 
 class Records:
@@ -45,6 +45,17 @@ class Records:
         """The transcript, once open: the shells write the raw output there."""
         self.transcript_path: Path | None = None
         """Where the transcript is, once open."""
+
+    def check_writable(self) -> None:
+        """Refuse a guide whose checklist this run could not write, before anything runs.
+
+        Found out at the first tick, step 1 would already have run. Only the guide's own
+        file is written (the overview of a guide spanning pages), and only when it has an
+        item to tick.
+        """
+        lines = [s.item.origin.line for s in self.book.steps if s.item is not None]
+        if lines:
+            check_writable(self.book.path, line=min(lines))
 
     def lock(self, command: str) -> Lock:
         """Return the lock that keeps a second run of the guide out."""
@@ -120,7 +131,9 @@ class Records:
     def tick(self, step: Step) -> bool:
         """Tick ``step`` in the guide, then record the tick; False when it has no item.
 
-        Raise ConcurrentEditError (recorded, fsynced) when its item changed meanwhile.
+        Raise ConcurrentEditError (recorded, fsynced) when its item changed meanwhile, and
+        a StateError (recorded as ``tick-failed``, fsynced) when the guide could not be
+        written: the step stays done, so the next run that can write it ticks it.
         """
         if step.item is None:
             return False
@@ -135,6 +148,24 @@ class Records:
         except ConcurrentEditError as exc:
             self.write("tick-refused", sync=True, step=step.number, reason=exc.message)
             raise
+        except StateError as exc:
+            # The guide as it is now: unchanged when the next run comes, that run ticks
+            # the step without asking, and without running it again.
+            self.write(
+                "tick-failed",
+                sync=True,
+                step=step.number,
+                reason=exc.message,
+                guide_sha256=file_digest(self.book.path),
+            )
+            raise StateError(
+                f"step {step.number} is done (its end is in the journal), but its box could "
+                f"not be ticked: {exc.message}",
+                path=exc.path,
+                line=exc.line,
+                hint=f"{exc.hint or 'fix that'}; the next run then ticks step "
+                f"{step.number} without running it again",
+            ) from exc
         self.write("tick", step=step.number, line=step.item.origin.line)
         return True
 
@@ -146,8 +177,9 @@ class Records:
         """Yield the steps the previous run completed without ticking them, as (step, its
         state, whether the guide changed since), settling the simpler cases as it goes.
 
-        A step recorded ``done`` by the previous run without a tick record was done. When
-        the guide has not changed since that record, the tick never happened: the caller
+        A step recorded ``done`` by the previous run without a tick record (the run was
+        killed before the tick, or the tick failed: ``tick-failed``) was done. When the
+        guide has not changed since that record, the tick never happened: the caller
         ticks it. When its box is ticked, only the record was missing: it is written here.
         When the guide changed since (a person may have cleared the box on purpose), the
         step is like an unknown outcome: asked about, never guessed. Older runs are not
