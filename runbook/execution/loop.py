@@ -255,7 +255,11 @@ class Runner:
             console=console,
             operator=Operator(console, options, nesting, self.guide_arg),
             records=Records(book, redactor.redact_text),
-            inputs=Inputs(redactor, {p.name for p in book.inputs if p.secret}),
+            inputs=Inputs(
+                redactor,
+                {p.name for p in book.inputs if p.secret},
+                plan.input_limits([book, *self.guides.values()]),
+            ),
             tabs=TabChoices(options.tabs),
             nesting=nesting,
             signals=Signals(),
