@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from runbook.blocks import BlockFinder, default_finder, finder_for
-from runbook.model import Diagnostic, Origin, Rendered, Runbook
+from runbook.errors import UsageError
+from runbook.inputs import check_value
+from runbook.model import Action, Diagnostic, Origin, Rendered, Runbook
 from runbook.render import Renderer, split_front_matter
 from runbook.section import find_section, merge
 from runbook.site import Site, front_matter_data, load_site
@@ -182,7 +184,27 @@ def _site_checks(book: Runbook, site: Site) -> tuple[Diagnostic, ...]:
                         "(e.g. new: {ssh: admin@10.0.0.5}, or new: local)",
                     )
                 )
+            problems.extend(_default_checks(action, book, site))
     return tuple(problems)
+
+
+def _default_checks(action: Action, book: Runbook, site: Site) -> list[Diagnostic]:
+    """Check the defaults of a block's inputs against the contexts they stand in."""
+    if not action.executable:
+        return []
+    meta = book.rendered.front_matter.get("inputs")
+    defaults = {**site.inputs, **(meta if isinstance(meta, dict) else {})}
+    problems = []
+    for ph in action.placeholders:
+        if ph.name not in defaults or not ph.limits:
+            continue
+        try:
+            check_value(ph.name, str(defaults[ph.name]), ph.limits)
+        except UsageError as exc:
+            problems.append(
+                Diagnostic("error", action.origin, exc.message, "bad-default", exc.hint or "")
+            )
+    return problems
 
 
 def _extension_checks(finder: BlockFinder, site: Site) -> tuple[Diagnostic, ...]:

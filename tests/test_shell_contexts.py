@@ -293,3 +293,17 @@ def test_lint_takes_a_placeholder_in_a_quoted_heredoc(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "exec", "guide.md", "--set", "host=db1")
     assert done.returncode == 0, done.stderr
     assert "host: db1" in done.stdout
+
+
+def test_lint_checks_defaults_against_the_contexts(tmp_path: Path) -> None:
+    """A default that exec would refuse is a lint error: one checker."""
+    from tests.conftest import one_step_guide, run_cli
+
+    guide = one_step_guide(tmp_path, ARITH_BLOCK)
+    guide.write_text("---\ninputs: {retries: 'x[$(id)]'}\n---\n" + guide.read_text())
+    lint = run_cli(tmp_path, "lint", "guide.md")
+    assert lint.returncode == 3
+    assert "<retries> is not a whole number" in lint.stdout
+    dry = run_cli(tmp_path, "exec", "guide.md", "--dry-run")
+    assert dry.returncode != 0
+    assert "<retries> is not a whole number" in dry.stderr
