@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from collections.abc import Callable
 
 from runbook.blocks import CodeBlock
@@ -13,12 +14,14 @@ from runbook.model import (
     Action,
     ActionKind,
     Answer,
+    Connection,
     Limit,
     Origin,
     Placeholder,
     PromptCommand,
     TabRef,
 )
+from runbook.shellcommands import SSH_ARG_OPTS
 
 Problem = Callable[[str, str, str], None]
 """Report an error at the block: (message, code, hint)."""
@@ -167,7 +170,10 @@ def action_of(
     if kind == "shown":
         # Shown blocks never run: no inputs, host or answers to work out.
         return Action("shown", lang, code, origin, fenced, attrs, tabs, admonitions)
-    prompt = prompt_commands(code)
+    login = ssh_login(code)
+    if login is not None:
+        kind = "connect"
+    prompt = prompt_commands(code) if login is None else []
     options = dict(attrs)
     timeout = _timeout(options.get("timeout"), problem) if kind == "run" else None
     answers = _answers(attrs, problem) if kind == "run" else ()
@@ -188,7 +194,39 @@ def action_of(
         timeout=timeout,
         answers=answers,
         commands=tuple(PromptCommand(c, tuple(out), at) for c, out, at in prompt),
+        connection=Connection(login, origin) if login is not None else None,
     )
+
+
+# Options after which ssh opens no shell the next blocks could run in (a tunnel, a
+# background or control command, a query of the configuration).
+_SSH_NO_SESSION = frozenset("NfWOGVQ")
+
+
+def ssh_login(code: str) -> tuple[str, ...] | None:
+    """Return the words after ``ssh`` when ``code`` is only an ``ssh [options] [user@]host``
+    line (a login the next blocks run in), else None: a remote command, a tunnel (``-N``)
+    or anything else on the line makes it an ordinary command."""
+    lines = code.strip().split("\n")
+    if len(lines) != 1:
+        return None
+    try:
+        words = shlex.split(lines[0].strip().removeprefix("$ "))
+    except ValueError:
+        return None
+    if len(words) < 2 or words[0] != "ssh":
+        return None
+    at = 1
+    while at < len(words) and words[at].startswith("-") and len(words[at]) > 1:
+        letters = words[at][1:]
+        for pos, letter in enumerate(letters):
+            if letter in _SSH_NO_SESSION or letter == "-":
+                return None
+            if letter in SSH_ARG_OPTS:
+                at += pos == len(letters) - 1  # its argument is the next word
+                break
+        at += 1
+    return tuple(words[1:]) if at == len(words) - 1 else None
 
 
 def _kind(

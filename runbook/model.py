@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-ActionKind = Literal["run", "suggested", "shown"]
+ActionKind = Literal["run", "suggested", "shown", "connect"]
 
 
 class Outcome(enum.StrEnum):
@@ -152,11 +152,29 @@ class PromptCommand:
 
 
 @dataclass(frozen=True)
+class Connection:
+    """An ``ssh [options] [user@]host`` line alone in a block: the blocks after it, to the
+    end of its step, content tab or admonition, run on that host."""
+
+    words: tuple[str, ...]
+    """The words after ``ssh`` as written (``<placeholders>`` kept): options, then the
+    destination."""
+    origin: Origin
+    """The block holding the line."""
+
+    @property
+    def destination(self) -> str:
+        """Return the host as written (``<username>@<old-server>``)."""
+        return self.words[-1]
+
+
+@dataclass(frozen=True)
 class Action:
     """A code block inside a step: run, offered to the operator, or only shown."""
 
     kind: ActionKind
-    """``run`` (marked ``.run``), ``suggested`` (shell-looking) or ``shown``."""
+    """``run`` (marked ``.run``), ``suggested`` (shell-looking), ``shown``, or ``connect``
+    (an ``ssh`` line that opens the session the next blocks run in)."""
     lang: str
     """The info string's language, or ``""`` (indented blocks have none)."""
     code: str
@@ -173,6 +191,12 @@ class Action:
     """Kinds of the enclosing admonitions, outermost first."""
     host: str = "local"
     """The host the block targets (``host="…"``), ``local`` for this machine."""
+    connection: Connection | None = None
+    """The ``ssh`` line the block runs after (and, for a ``connect`` block, its own line);
+    None when ``host`` says where it runs."""
+    within: tuple[int, ...] = ()
+    """Where its enclosing content tabs and admonitions start, outermost first: the
+    containers an ``ssh`` line's scope ends with."""
     expects_output: bool = False
     """Whether it is a ``$ `` block whose output lines are checked."""
     placeholders: tuple[Placeholder, ...] = ()
@@ -195,6 +219,14 @@ class Action:
     def executable(self) -> bool:
         """Whether the block may be run (now or after a yes)."""
         return self.kind != "shown"
+
+    @property
+    def where(self) -> str:
+        """Say where it runs, as written: ``this machine``, a site host, or an ``ssh``
+        destination."""
+        if self.connection is not None:
+            return self.connection.destination
+        return "this machine" if self.host == "local" else self.host
 
 
 @dataclass(frozen=True)

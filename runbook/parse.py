@@ -9,12 +9,13 @@ import bisect
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from runbook.blocks import BlockFinder, default_finder
 from runbook.inputs import how_to_give
 from runbook.model import (
+    Action,
     CheckItem,
     Diagnostic,
     Directive,
@@ -199,7 +200,7 @@ def _steps(
                 "renumber the step headings",
             )
         seen.add(h.number)
-        actions = actions_by.get(idx, [])
+        actions = _connections(actions_by.get(idx, []))
         directives = tuple(
             Directive(
                 name=name,
@@ -248,6 +249,34 @@ def _steps(
                     )
                 )
     return steps
+
+
+def _connections(actions: list[tuple[int, Action]]) -> list[tuple[int, Action]]:
+    """Give each block after an ``ssh`` line, to the end of the step or of the line's tab
+    or admonition, that line's host (the innermost line in scope); ``host="…"`` wins. An
+    ``ssh`` line without placeholders right after one with them, in the same tab, is its
+    example: shown."""
+    out: list[tuple[int, Action]] = []
+    active: list[Action] = []  # ssh lines in scope, outermost first
+    for line, action in actions:
+        previous = out[-1][1] if out else None
+        # Containers are contiguous: a block outside a line's container ends its scope.
+        active = [c for c in active if action.within[: len(c.within)] == c.within]
+        if action.kind == "connect":
+            if (
+                previous is not None
+                and previous.kind == "connect"
+                and previous.placeholders
+                and not action.placeholders
+                and previous.within == action.within
+            ):
+                action = replace(action, kind="shown", connection=None)
+            else:
+                active = [c for c in active if c.within != action.within] + [action]
+        elif active and action.attr("host") is None:
+            action = replace(action, connection=active[-1].connection)
+        out.append((line, action))
+    return out
 
 
 def _check_repeats(

@@ -34,6 +34,8 @@ class DryPart:
     """Its blocks in the chosen tabs (and in undecided ones)."""
     previews: tuple[str, ...]
     """Per block, its code with known values filled in, secrets masked (empty if shown)."""
+    places: tuple[str, ...]
+    """Per block, where it runs (``this machine``, a host), known values filled in."""
     missing: tuple[Placeholder, ...]
     """Inputs its blocks use that have no value yet."""
 
@@ -88,6 +90,8 @@ def action_json(action: Action) -> dict[str, Any]:
         "origin": where(action.origin),
         "tabs": [t.label for t in action.tabs],
         "host": action.host,
+        "where": action.where,
+        "ssh": list(action.connection.words) if action.connection else None,
         "expects_output": action.expects_output,
         "placeholders": [placeholder_json(p) for p in action.placeholders],
         "timeout": action.timeout,
@@ -219,8 +223,8 @@ def step_text(book: Runbook, step: Step) -> str:
         head = f"  [{action.kind}] {action.lang or 'text'} at {where(action.origin)}"
         if tabs:
             head += f"  (tab: {tabs})"
-        if action.host != "local":
-            head += f"  host={action.host}"
+        if action.executable:
+            head += f"  on {action.where}"
         if action.timeout:
             head += f"  timeout={action.timeout:g}s"
         out.append(head)
@@ -300,6 +304,15 @@ def dry_run_lines(book: Runbook, steps: Sequence[DryStep]) -> list[Line]:
         )
     else:
         lines.append(("Inputs: all known.", ()))
+    places = {
+        place: None
+        for found in steps
+        for part in found.parts
+        for action, place in zip(part.actions, part.places, strict=True)
+        if action.executable
+    }
+    if places:
+        lines.append(("Runs on: " + ", ".join(places), ()))
     if people:
         lines.append(("Needs a person:", ("yellow",)))
         lines += [("  - " + text, ()) for text in people]
@@ -328,14 +341,14 @@ def _dry_part_lines(
         lines.append((f"  [{d.name}] {' '.join(d.args)}  ({where(d.origin)})", ()))
     for ph in part.missing:
         missing.setdefault(ph.name, ph)
-    for action, code in zip(part.actions, part.previews, strict=True):
+    for action, code, place in zip(part.actions, part.previews, part.places, strict=True):
         tabs = " > ".join(t.label for t in action.tabs)
         at = where(action.origin)
         lines.append(
             (
                 f"  [{action.kind}] {at}"
                 + (f" (tab {tabs})" if tabs else "")
-                + (f" on {action.host}" if action.host != "local" else ""),
+                + (f" on {place}" if action.executable else ""),
                 (),
             )
         )

@@ -16,7 +16,8 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"
 """Programs that run a script given with ``-c``, or read one from their input."""
 DECLARE = frozenset({"declare", "typeset", "local", "readonly", "export"})
 _ARITH_OPS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
-_SSH_ARG_OPTS = frozenset("BbcDEeFIiJLlmOopQRSWw")
+SSH_ARG_OPTS = frozenset("BbcDEeFIiJLlmOopQRSWw")
+"""ssh options that take an argument (the next word, or the rest of theirs)."""
 _RESERVED = frozenset({"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done"})
 _RESERVED |= frozenset({"while", "until", "time", "case", "esac", "in"})
 ASSIGNMENT_RE = re.compile(r"[A-Za-z_]\w*(\[[^]]*\])?\+?=")
@@ -89,7 +90,7 @@ class Commands:
         at = 1
         while at < len(raws) and raws[at].startswith("-"):
             opt = raws[at]
-            at += 2 if len(opt) == 2 and opt[1] in _SSH_ARG_OPTS else 1
+            at += 2 if len(opt) == 2 and opt[1] in SSH_ARG_OPTS else 1
         return at + 1 if at + 1 < len(raws) else 0
 
     def command_end(self, words: list[Word]) -> None:

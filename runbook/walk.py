@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -304,7 +304,8 @@ class Walker:
             self.report("error", line, message, code, hint)
 
         action = action_of(block, self.origin(line), tabs, admonitions, problem)
-        self.found.actions.append((line, action))
+        within = tuple(start for start, stop, _ in self.spans if start <= line < stop)
+        self.found.actions.append((line, replace(action, within=within)))
 
     def _directive(self, tok: Token) -> None:
         assert tok.map is not None

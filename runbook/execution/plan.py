@@ -419,6 +419,7 @@ def _dry_part(
         previews=tuple(
             preview(a.code, inputs.values, secrets) if a.executable else "" for a in actions
         ),
+        places=tuple(preview(a.where, inputs.values, secrets) for a in actions),
         missing=tuple(
             ph
             for a in actions
