@@ -308,7 +308,7 @@ def main() -> int:
     exits: Counter[int | None] = Counter()
     problems: list[str] = []
     slowest = (0.0, "")
-    pwned = 0
+    pwned = reported = 0
     started = time.monotonic()
     ctx = mp.get_context("fork")
 
@@ -363,8 +363,9 @@ def main() -> int:
                     last_seen[slot] = time.monotonic()
                 else:
                     del busy[slot]
-        if tally["guides"] and tally["guides"] % 500 == 0 and tally["commands"]:
-            print(f"  {tally['guides']} guides …", file=sys.stderr, flush=True)
+        if tally["guides"] >= reported + 1000:
+            reported = tally["guides"] // 1000 * 1000
+            print(f"  {reported} guides …", file=sys.stderr, flush=True)
     shutil.rmtree(root, ignore_errors=True)
     elapsed = time.monotonic() - started
     for text in problems[:20]:
