@@ -285,6 +285,18 @@ def status_cmd(guide: Path, as_json: bool) -> None:
 )
 @click.option("--retry-unknown", is_flag=True, help="Run steps whose outcome is unknown again.")
 @click.option("--skip-unknown", is_flag=True, help="Skip steps whose outcome is unknown.")
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="Run offered blocks without asking, as if you answered run; with --yes a run no "
+    "longer stops at them.",
+)
+@click.option(
+    "--by-hand",
+    "by_hand",
+    metavar="N,M",
+    help="Pass these steps as done by hand: nothing of them runs, they are recorded and ticked.",
+)
 @handled
 def exec_cmd(
     guide: Path,
@@ -299,9 +311,12 @@ def exec_cmd(
     timeout: float | None,
     retry_unknown: bool,
     skip_unknown: bool,
+    accept: bool,
+    by_hand: str | None,
 ) -> None:
     """Run GUIDE: blocks marked .run execute, the rest is offered or confirmed, steps get ticked."""
     from runbook.execution import ExecOptions, Runner
+    from runbook.execution.plan import SUDO_PASSWORD
     from runbook.execution.sessions import SiteShells
     from runbook.guide import load
     from runbook.inputs import input_values
@@ -309,12 +324,7 @@ def exec_cmd(
 
     if retry_unknown and skip_unknown:
         raise UsageError("--retry-unknown and --skip-unknown exclude each other")
-    try:
-        only_steps = tuple(int(n) for n in only.split(",")) if only else ()
-    except ValueError:
-        raise UsageError(
-            f"--only {only!r} is not a list of step numbers", hint="write --only 3,5"
-        ) from None
+    only_steps = _numbers("--only", only)
     given = parse_sets(sets)
     site = load_site(guide.absolute())
     book = load(guide, sets=given, site=site)
@@ -322,7 +332,7 @@ def exec_cmd(
         only_steps = (book.focus,)  # a step page of a guide spanning pages: that step
     # Guides with errors stop the run before anything else is loaded, naming the first.
     guides = {} if book.errors else load_nested(book, given)
-    names = [p.name for g in (book, *guides.values()) for p in g.inputs]
+    names = [SUDO_PASSWORD, *(p.name for g in (book, *guides.values()) for p in g.inputs)]
     values = input_values(given, parse_sets(set_files, "--set-file"), names, os.environ)
     options = ExecOptions(
         sets=values,
@@ -335,16 +345,28 @@ def exec_cmd(
         timeout=timeout,
         retry_unknown=retry_unknown,
         skip_unknown=skip_unknown,
+        accept=accept,
+        by_hand=_numbers("--by-hand", by_hand),
     )
     runner = Runner(
         book,
         site,
         options,
-        SiteShells(site.hosts),
+        SiteShells(site.hosts, ssh_config=site.ssh_config),
         guides=guides,
         guide_arg=str(guide),
     )
     sys.exit(runner.run())
+
+
+def _numbers(flag: str, value: str | None) -> tuple[int, ...]:
+    """Read a list of step numbers (``3,5``)."""
+    try:
+        return tuple(int(n) for n in value.split(",")) if value else ()
+    except ValueError:
+        raise UsageError(
+            f"{flag} {value!r} is not a list of step numbers", hint=f"write {flag} 3,5"
+        ) from None
 
 
 def load_nested(book: Runbook, sets: Mapping[str, str]) -> dict[Path, Runbook]:

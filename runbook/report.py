@@ -50,6 +50,8 @@ class DryStep:
     """Whether it would run (else it is done and skipped)."""
     parts: tuple[DryPart, ...] = ()
     """The step and every step it runs, when it would run."""
+    by_hand: bool = False
+    """Whether it is passed as done by hand, not run (``--by-hand``)."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ class StepResult:
     title: str
     """The step title."""
     result: str
-    """``done``, ``skipped``, ``failed``, ``stopped``, ``interrupted``, ``error`` or
-    ``already done``."""
+    """``done``, ``skipped``, ``failed``, ``stopped``, ``interrupted``, ``error``,
+    ``unknown`` (its host's connection dropped mid-block) or ``already done``."""
     duration: float = 0.0
     """Seconds the step took in this run."""
     note: str = ""
@@ -268,7 +270,14 @@ Line = tuple[str, tuple[str, ...]]
 """A line for the terminal and its styles (``bold``, ``yellow`` …)."""
 
 # Step results, as the journal's step-end records and the summary name them.
-_MARKS = {"done": "✓", "failed": "✗", "skipped": "–", "stopped": "■", "interrupted": "■"}
+_MARKS = {
+    "done": "✓",
+    "failed": "✗",
+    "skipped": "–",
+    "stopped": "■",
+    "interrupted": "■",
+    "unknown": "?",
+}
 _COLOURS = {
     "done": "green",
     "failed": "red",
@@ -276,21 +285,25 @@ _COLOURS = {
     "error": "red",
     "stopped": "yellow",
     "skipped": "yellow",
+    "unknown": "yellow",
 }
 
 
-def dry_run_lines(book: Runbook, steps: Sequence[DryStep]) -> list[Line]:
+def dry_run_lines(book: Runbook, steps: Sequence[DryStep], *, accept: bool = False) -> list[Line]:
     """Return what ``runbook exec --dry-run`` prints: each step with what it would run,
-    the inputs still missing and what needs a person."""
+    the inputs still missing and what needs a person; with ``accept`` (``--accept``),
+    offered blocks run without one."""
     lines: list[Line] = [(f"Dry run of {rel(book.path)}: nothing is executed.", ("bold",))]
     missing: dict[str, Placeholder] = {}
     people: list[str] = []
     for found in steps:
         step = found.step
         state = "to run" if found.pending else "done, skipped"
+        if found.by_hand:
+            state = "passed as done by hand (--by-hand), nothing run"
         lines += [("", ()), (f"Step {step.number}. {step.title}  [{state}]", ("bold",))]
         for part in found.parts:
-            lines += _dry_part_lines(part, missing, people)
+            lines += _dry_part_lines(part, missing, people, accept)
     lines.append(("", ()))
     if missing:
         names = ", ".join(f"<{n}>" + (" (secret)" if p.secret else "") for n, p in missing.items())
@@ -322,7 +335,7 @@ def dry_run_lines(book: Runbook, steps: Sequence[DryStep]) -> list[Line]:
 
 
 def _dry_part_lines(
-    part: DryPart, missing: dict[str, Placeholder], people: list[str]
+    part: DryPart, missing: dict[str, Placeholder], people: list[str], accept: bool
 ) -> list[Line]:
     """Return the lines of one step (or a step it runs); note inputs and people needed."""
     step, named = part.step, part.named
@@ -344,15 +357,17 @@ def _dry_part_lines(
     for action, code, place in zip(part.actions, part.previews, part.places, strict=True):
         tabs = " > ".join(t.label for t in action.tabs)
         at = where(action.origin)
+        accepted = accept and action.kind == "suggested"
         lines.append(
             (
                 f"  [{action.kind}] {at}"
                 + (f" (tab {tabs})" if tabs else "")
-                + (f" on {place}" if action.executable else ""),
+                + (f" on {place}" if action.executable else "")
+                + (", run as accepted (--accept)" if accepted else ""),
                 (),
             )
         )
-        if action.kind == "suggested":
+        if action.kind == "suggested" and not accepted:
             people.append(f"{named}: confirm the block at {at}")
         if action.executable:
             lines += [("      " + text, ()) for text in code.rstrip("\n").split("\n")]

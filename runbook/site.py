@@ -44,6 +44,8 @@ class Site:
     """The site's ``nav:`` as written (pages relative to ``docs_dir``)."""
     snippets: str = SNIPPETS
     """File name pattern of include snippets in the docs folder (never pages)."""
+    ssh_config: Path | None = None
+    """An OpenSSH client configuration every ssh that runbook starts reads (``-F``)."""
 
     def is_snippet(self, path: Path) -> bool:
         """Tell whether ``path`` is an include snippet rather than a page of the site."""
@@ -190,6 +192,11 @@ PLUGIN_OPTIONS: Mapping[str, PluginOption] = {
     "snippets": PluginOption(
         str, SNIPPETS, "File name pattern of snippets in the docs folder, never pages."
     ),
+    "ssh_config": PluginOption(
+        str,
+        "",
+        "An ssh client configuration (relative to mkdocs.yml) for every ssh runbook starts.",
+    ),
 }
 """The plugin's options: ``runbook`` reads them from ``mkdocs.yml`` and the MkDocs plugin
 builds its configuration schema from them."""
@@ -268,6 +275,15 @@ def site_with(
             hint=f"make it yours and private to you (chown and chmod go-w {include_dir})",
         )
     hosts = settings["hosts"]
+    ssh_config = root / settings["ssh_config"] if settings["ssh_config"] else None
+    why = distrust(ssh_config) if ssh_config is not None else ""
+    if why:
+        # Its ProxyCommand and LocalCommand lines run here.
+        raise ConfigError(
+            f"the ssh configuration {ssh_config} {why}: it could run anyone's commands",
+            path=config_file,
+            hint=f"make it yours and private to you (chown and chmod go-w {ssh_config})",
+        )
     return Site(
         root=root,
         config_file=config_file,
@@ -280,6 +296,7 @@ def site_with(
         hosts={str(k): dict(v) if isinstance(v, Mapping) else {"ssh": v} for k, v in hosts.items()},
         plugin=plugin,
         snippets=settings["snippets"],
+        ssh_config=ssh_config,
     )
 
 

@@ -208,13 +208,33 @@ def test_a_timeout_stops_the_remote_command_and_keeps_the_shell(remote: Session)
     assert run(remote, 'echo "$MARK"') == (Outcome.OK, 0, "kept\n")
 
 
-def write_site(root: Path, target: str, options: Sequence[str]) -> Path:
-    """Write a site naming host ``new``; return its docs folder."""
+def write_ssh_config(sshd: SshServer, path: Path, alias: str) -> Path:
+    """Write an ssh client configuration in which host ``alias`` is the server; return it."""
+    options = list(sshd.options)
+    path.write_text(
+        f"Host {alias}\n"
+        "  HostName 127.0.0.1\n"
+        f"  Port {options[options.index('-p') + 1]}\n"
+        f"  IdentityFile {options[options.index('-i') + 1]}\n"
+        "  IdentitiesOnly yes\n"
+        "  StrictHostKeyChecking no\n"
+        f"  UserKnownHostsFile {os.devnull}\n"
+        "  LogLevel ERROR\n"
+    )
+    return path
+
+
+def write_site(
+    root: Path, target: str, options: Sequence[str], *, ssh_config: str | None = None
+) -> Path:
+    """Write a site naming host ``new`` (and the plugin's ``ssh_config`` when given); return
+    its docs folder."""
     (root / "mkdocs.yml").write_text(
         "site_name: SSH\n"
         "plugins:\n"
         "  - runbook:\n"
-        "      hosts:\n"
+        + (f"      ssh_config: {ssh_config}\n" if ssh_config else "")
+        + "      hosts:\n"
         "        new:\n"
         f"          ssh: {target}\n"
         f"          options: {json.dumps(list(options))}\n"  # JSON is YAML

@@ -10,6 +10,8 @@ One concern per module:
 - ``verdict``: what a finished block means for its step, how a step or run ended;
 - ``signals``: Ctrl-C stops the command, never half of the bookkeeping;
 - ``shells``: the shells blocks run in, by shape, one per host, from a factory;
+- ``connect``: the shell a block runs in, and the ``ssh`` lines that open one, asked for,
+  opened or declined;
 - ``perform``: one block, shown, offered or run;
 - ``loop``: the steps (``Loop``), and the run around them (``Runner``);
 - ``sessions``: the real shells (``runbook.shell``, pexpect), handed to the runner by the

@@ -31,13 +31,15 @@ from runbook.execution.records import Records
 from runbook.execution.shells import Hosts, ShellFactory
 from runbook.execution.signals import Signals
 from runbook.execution.tabs import TabChoices
-from runbook.execution.verdict import result_of, step_result
+from runbook.execution.verdict import OutcomeUnknown, result_of, step_result
 from runbook.journal import StepState
 from runbook.model import Diagnostic, Directive, Runbook, Step, rel
 from runbook.redact import Redactor
 from runbook.report import StepResult, diagnostic_text
 from runbook.site import CONFIG_NAMES, Site
 from runbook.ui import Console, format_duration
+
+_SKIPPED = "a failed block was skipped"
 
 
 class Loop:
@@ -70,7 +72,11 @@ class Loop:
             parts.records.write("step-start", sync=True, step=step.number, title=step.title)
             parts.nesting.outer = step
             try:
-                result, note = self.run_step(step)
+                result, note = self._passed(step) if self._by_hand(step) else self.run_step(step)
+            except OutcomeUnknown:
+                with parts.signals.bookkeeping():
+                    self._unknown(step, started)
+                raise
             except BaseException as exc:
                 with parts.signals.bookkeeping():
                     self._end_step(step, result_of(exc), started, "")
@@ -88,6 +94,29 @@ class Loop:
             )
             return
         console.line(f"✓ step {step.number} done, ticked in {rel(self.book.path)}", "green")
+
+    def _unknown(self, step: Step, started: float) -> None:
+        """Leave ``step`` without an end: the connection of a block dropped while it ran."""
+        duration = time.monotonic() - started
+        # Not a step-end: the next run finds the step started and never ended, and asks.
+        self.parts.records.write(
+            "step-unknown", sync=True, step=step.number, duration=round(duration, 3)
+        )
+        self.results.append(
+            StepResult(step.number, step.title, "unknown", duration, "connection dropped")
+        )
+
+    def _by_hand(self, step: Step, book: Runbook | None = None) -> bool:
+        """Whether ``step`` (of ``book``, the guide by default) is passed by ``--by-hand``."""
+        return (book is None or book is self.book) and step.number in self.parts.options.by_hand
+
+    def _passed(self, step: Step) -> tuple[str, str]:
+        """Pass a step named by ``--by-hand`` as done by hand, running nothing of it."""
+        self.parts.records.write(
+            "step-confirmed", step=step.number, choice="done", how="option", option="--by-hand"
+        )
+        self.parts.console.line("  done by hand (--by-hand): nothing of it runs", "yellow")
+        return "done", "by hand"
 
     def _end_step(self, step: Step, result: str, started: float, note: str) -> None:
         """Record the step's end (durably), then tick it when done."""
@@ -116,29 +145,27 @@ class Loop:
         executable = [a for a in tabs.actions(step) if a.executable]
         if not executable and not any(d.name in ("exec", "repeat") for d in directives):
             return self._manual(step, directives)
-        parts.operator.refuse_suggested(
-            step, next((a for a in executable if a.kind == "suggested"), None)
-        )
-        ran, complete = 0, True
+        if not parts.options.accept:
+            parts.operator.refuse_suggested(
+                step, next((a for a in executable if a.kind == "suggested"), None)
+            )
+        ran, why = 0, ""
         waiting = sorted(directives, key=lambda d: d.after)
         for index, action in enumerate(step.actions):
             while waiting and waiting[0].after <= index:
                 n, done = self._directive(step, waiting.pop(0))
-                ran, complete = ran + n, complete and done
+                ran, why = ran + n, why or ("" if done else _SKIPPED)
             if tabs.taken(action.tabs) is False:
                 continue
             if action.kind == "shown":
                 self.performer.show(action)
                 continue
-            if action.kind == "suggested":
-                n, done = self.performer.offer(step, action)
-            else:
-                n, done = 1, self.performer.execute(step, action)
-            ran, complete = ran + n, complete and done
+            n, incomplete = self.performer.perform(step, action)
+            ran, why = ran + n, why or incomplete
         for directive in waiting:
             n, done = self._directive(step, directive)
-            ran, complete = ran + n, complete and done
-        return step_result(ran, complete)
+            ran, why = ran + n, why or ("" if done else _SKIPPED)
+        return step_result(ran, why)
 
     def _manual(self, step: Step, directives: Sequence[Directive]) -> tuple[str, str]:
         """A step a person does: timers that start run before they act, the others after."""
@@ -147,7 +174,7 @@ class Loop:
                 self._directive(step, d)
         done = self.parts.operator.manual(step)
         self.parts.records.write(
-            "step-confirmed", step=step.number, choice="done" if done else "skip"
+            "step-confirmed", step=step.number, choice="done" if done else "skip", how="asked"
         )
         for d in directives:
             if d.args[:1] != ("start",):
@@ -181,7 +208,9 @@ class Loop:
         started = time.monotonic()
         with parts.nesting.inside(label):
             try:
-                result, _ = self.run_step(inner)
+                result, _ = (
+                    self._passed(inner) if self._by_hand(inner, book) else self.run_step(inner)
+                )
             except RunbookError as exc:
                 records.write(
                     "nested-end",
@@ -334,13 +363,13 @@ class Runner:
         outer_of: dict[int, tuple[Step, str]] = {}
         inner_steps = []
         for step in steps:
-            if plan.pending(step, self.options):
+            if plan.pending(step, self.options) and step.number not in self.options.by_hand:
                 for inner, label in plan.expanded(step, self.book, self.guides):
                     outer_of.setdefault(id(inner), (step, label))
                     inner_steps.append(inner)
                     with parts.nesting.part_of(step, label):
                         parts.tabs.decide(inner, parts.operator.refuse_tab)
-        needed = plan.needed_inputs(inner_steps, parts.tabs)
+        needed = plan.needed_inputs(inner_steps, parts.tabs, accept=self.options.accept)
         missing = [item for item in needed if item[0].name not in parts.inputs.values]
         if missing:
             step = missing[0][1]
@@ -426,7 +455,7 @@ class Runner:
             nesting=parts.nesting,
             refuse=parts.operator.refuse_tab,
         )
-        for text, styles in dry_run_lines(self.book, found):
+        for text, styles in dry_run_lines(self.book, found, accept=self.options.accept):
             parts.console.line(text, *styles)
 
     def _summary(self, total: float) -> None:

@@ -80,9 +80,10 @@ class Operator:
             "person's yes",
             path=suggested.origin.path,
             line=suggested.origin.line,
-            hint="run interactively to confirm it, mark the block { .run } if it is safe "
-            f"to run unattended, or do the step by hand and 'runbook check "
-            f"{self.guide_arg} {step.number}'",
+            hint="run interactively to confirm it, give --accept to run offered blocks as "
+            "if you answered run, mark the block { .run } if it is safe to run unattended, "
+            "or do the step by hand and pass it with "
+            f"--by-hand {self._nesting.resume_step(step)}",
         )
 
     # -- questions ------------------------------------------------------------------------------
@@ -133,6 +134,31 @@ class Operator:
         if choice == "q":
             raise Quit
         return choice
+
+    def connect(self, place: str, line: str) -> str:
+        """Ask whether to connect: ``y`` yes, ``d`` no, its blocks are done by hand, ``s``
+        no, its blocks are skipped."""
+        choice = self.console.choose(
+            f"connect to {place} ({line})?",
+            [
+                ("y", "yes, connect"),
+                ("d", "do its blocks by hand"),
+                ("s", "skip its blocks"),
+                ("q", "quit"),
+            ],
+        )
+        if choice == "q":
+            raise Quit
+        return choice
+
+    def done_there(self, place: str) -> bool:
+        """Ask whether a block shown was done by hand on ``place``; False to skip it."""
+        choice = self.console.choose(
+            f"Done by hand on {place}?", [("d", "done"), ("s", "skip"), ("q", "quit")]
+        )
+        if choice == "q":
+            raise Quit
+        return choice == "d"
 
     def edit(self, code: str) -> str | None:
         """Let the operator edit ``code``; None when it is unchanged."""
@@ -240,13 +266,19 @@ class Operator:
         for text in action.code.rstrip("\n").split("\n"):
             self.console.line("  │ " + text, "dim")
 
-    def code(self, action: Action, code: str) -> None:
-        """Show a block about to run (or offered), ``code`` with values filled in."""
+    def code(self, action: Action, code: str, place: str, how: str = "") -> None:
+        """Show a block about to run (or offered) on ``place``, ``code`` with values filled
+        in; ``how`` says what happens to it instead of running (``to do by hand`` …)."""
         where = action.origin.shown
-        host = f" on {action.host}" if action.host != "local" else ""
-        self.console.line(f"▶ {action.kind}{host} ({where})", "cyan")
+        head = f"▶ {action.kind} on {place} ({where})" + (f": {how}" if how else "")
+        self.console.line(head, "cyan")
         for text in code.rstrip("\n").split("\n"):
             self.console.line(("  $ " if self.console.tty else "  ") + text, "bold")
+
+    def connecting(self, action: Action, place: str, line: str) -> None:
+        """Show an ``ssh`` line: the connection the next blocks run in."""
+        self.console.line(f"▶ connect to {place} ({action.origin.shown})", "cyan")
+        self.console.line(("  $ " if self.console.tty else "  ") + line, "bold")
 
 
 def _readable(body: str) -> str:

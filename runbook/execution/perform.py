@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runbook.errors import RunbookError
 from runbook.execution import plan
+from runbook.execution.connect import Connections
 from runbook.execution.parts import Parts
 from runbook.execution.plan import Unit
 from runbook.execution.shells import Shell
-from runbook.execution.verdict import Result, failure, judge
+from runbook.execution.verdict import Result, dropped, failure, judge
 from runbook.inputs import preview
 from runbook.model import Action, Outcome, Placeholder, Step
 
@@ -25,16 +25,44 @@ class Performer:
 
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
+        self.connections = Connections(parts, self._value)
+        """The shells blocks run in, and the ``ssh`` lines that open them."""
 
     def show(self, action: Action) -> None:
         """Show a block that is never run."""
         self.parts.operator.show(action)
 
+    def perform(self, step: Step, action: Action) -> tuple[int, str]:
+        """Carry out a block that may run: an ``ssh`` line, a block of a declined connection,
+        an offered block or one to run; return (1 when it ran or was done by hand, else 0;
+        why its step is incomplete, or empty)."""
+        connections = self.connections
+        if action.kind == "connect":
+            return connections.connect(step, action), ""
+        if connections.declined(action):
+            return connections.instead(step, action)
+        if action.kind == "suggested":
+            ran, done = self.offer(step, action)
+        else:
+            ran, done = 1, self.execute(step, action)
+        return ran, "" if done else "a failed block was skipped"
+
     def offer(self, step: Step, action: Action) -> tuple[int, bool]:
         """Offer a block to run; return (1 when it ran or was done by hand, else 0; whether
         no failed part of it was skipped)."""
-        operator, records = self.parts.operator, self.parts.records
-        operator.code(action, self.parts.inputs.preview(action.code))
+        parts = self.parts
+        operator, records = parts.operator, parts.records
+        operator.code(action, parts.inputs.preview(action.code), self.connections.place(action))
+        if parts.options.accept:
+            records.write(
+                "action-confirmed",
+                step=step.number,
+                origin=str(action.origin),
+                choice="run",
+                how="option",
+                option="--accept",
+            )
+            return 1, self.execute(step, action)
         choice = operator.offer()
         if choice in ("s", "d"):
             records.write(
@@ -42,6 +70,7 @@ class Performer:
                 step=step.number,
                 origin=str(action.origin),
                 choice={"s": "skip", "d": "by-hand"}[choice],
+                how="asked",
             )
             return int(choice == "d"), True
         if choice == "e":
@@ -55,16 +84,19 @@ class Performer:
         """Run a block in its host's shell; return False when the operator skipped a part of
         it that failed."""
         parts = self.parts
-        inputs, hosts = parts.inputs, parts.hosts
-        shell = self._shell(step, action)
+        inputs, hosts, connections = parts.inputs, parts.hosts, self.connections
+        key = connections.key(step, action)
+        shell = connections.shell(step, action, key)
         for ph in action.placeholders:
             value = self._value(ph, step, action)
-            hosts.define(action.host, ph.name, value, secret=inputs.secret(ph.name))
+            hosts.define(key, ph.name, value, secret=inputs.secret(ph.name))
         secrets = inputs.secrets()
         values = inputs.values
         literal = {k: v for k, v in values.items() if k not in secrets}
         if action.kind == "run":
-            parts.operator.code(action, preview(action.code, values, secrets))
+            parts.operator.code(
+                action, preview(action.code, values, secrets), connections.place(action)
+            )
         answers = tuple(
             hosts.factory.answer(
                 a.expect,
@@ -74,25 +106,13 @@ class Performer:
                 ),
             )
             for a in action.answers
-        )
+        ) + tuple(connections.answers(key))
         timeout = action.timeout or parts.options.timeout
         complete = True
         for unit in plan.units(action, literal):
-            complete = self._run_unit(step, unit, shell, answers, timeout) and complete
+            ran = self._run_unit(step, unit, (key, shell), answers, timeout)
+            complete = ran and complete
         return complete
-
-    def _shell(self, step: Step, action: Action) -> Shell:
-        try:
-            return self.parts.hosts.shell(action.host)
-        except RunbookError as exc:
-            # Point at the block that needed the shell: the fix is often in mkdocs.yml's
-            # hosts, but the operator reads the guide.
-            raise type(exc)(
-                f"{self.parts.nesting.named(step)}: {exc.message}",
-                path=action.origin.path,
-                line=action.origin.line,
-                hint=exc.hint,
-            ) from None
 
     def _value(self, ph: Placeholder, step: Step, action: Action) -> str:
         inputs = self.parts.inputs
@@ -112,14 +132,15 @@ class Performer:
         self,
         step: Step,
         unit: Unit,
-        shell: Shell,
+        host: tuple[str, Shell],
         answers: Sequence[Any],
         timeout: float | None,
     ) -> bool:
-        """Run one unit until it succeeds (True), the operator skips it (False), or the run
-        must stop (raise)."""
+        """Run one unit in ``host`` (its key and shell) until it succeeds (True), the
+        operator skips it (False), or the run must stop (raise)."""
         parts = self.parts
-        console, operator = parts.console, parts.operator
+        console, operator, nesting = parts.console, parts.operator, parts.nesting
+        name = self.connections.place(unit.action)
         captured = bytearray()
 
         def on_output(chunk: bytes) -> None:
@@ -128,7 +149,16 @@ class Performer:
                 captured.extend(chunk)
 
         while True:
-            result = self._attempt(step, unit, shell, answers, timeout, on_output)
+            result = self._attempt(step, unit, host, answers, timeout, on_output)
+            if result.outcome == Outcome.SHELL_DIED and host[0] != "local":
+                raise dropped(
+                    nesting.named(step),
+                    unit,
+                    name,
+                    result,
+                    resume=operator.resume_command,
+                    resume_step=nesting.resume_step(step),
+                )
             what = judge(result, unit.expected, bytes(captured), timeout)
             if what is None:
                 return True
@@ -144,12 +174,12 @@ class Performer:
             if choice == "q":
                 if result.outcome == Outcome.INTERRUPTED:
                     raise KeyboardInterrupt
-                nesting = parts.nesting
                 raise failure(
                     nesting.named(step),
                     unit,
                     what,
                     result,
+                    host=name,
                     resume=operator.resume_command,
                     resume_step=nesting.resume_step(step),
                 )
@@ -159,23 +189,25 @@ class Performer:
         self,
         step: Step,
         unit: Unit,
-        shell: Shell,
+        host: tuple[str, Shell],
         answers: Sequence[Any],
         timeout: float | None,
         on_output: Callable[[bytes], None],
     ) -> Result:
-        """Run ``unit`` once, between its two journal records."""
+        """Run ``unit`` once in ``host`` (its key and shell), between its two journal
+        records."""
         parts = self.parts
         records, console = parts.records, parts.console
         action = unit.action
         origin = str(action.origin)
-        records.mark(f"step {step.number} · block {origin} · {action.host}")
+        key, shell = host
+        records.mark(f"step {step.number} · block {origin} · {key}")
         records.write(
             "action-start",
             step=step.number,
             origin=origin,
             unit=unit.index,
-            host=action.host,
+            host=key,
             kind=action.kind,
             tabs=[t.label for t in action.tabs],
             command=next((ln.strip() for ln in unit.code.split("\n") if ln.strip()), "")[:120],
@@ -202,7 +234,7 @@ class Performer:
             step=step.number,
             origin=origin,
             unit=unit.index,
-            host=action.host,
+            host=key,
             status=result.status,
             outcome=str(result.outcome),
             duration=round(result.duration, 3),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -17,9 +18,17 @@ from pathlib import Path
 from runbook.actions import is_secret, prompt_commands
 from runbook.errors import GuideError, NeedsOperator, UsageError, step_of
 from runbook.execution.tabs import Ask, TabChoices
-from runbook.inputs import check_value, placeholders_in, preview, substitute
+from runbook.inputs import (
+    CONTROL_RE,
+    PLACEHOLDER_RE,
+    check_value,
+    placeholders_in,
+    preview,
+    substitute,
+)
 from runbook.model import (
     Action,
+    Connection,
     Directive,
     Limit,
     Origin,
@@ -62,6 +71,10 @@ class ExecOptions:
     cwd: Path | None = None
     """Folder the shells start in; None for the site root (the folder of ``mkdocs.yml``, or
     of a lone guide), so relative paths in a guide mean the same wherever exec is started."""
+    accept: bool = False
+    """Run offered blocks without asking, as if the operator answered run (``--accept``)."""
+    by_hand: tuple[int, ...] = ()
+    """Steps passed as done by hand, never run (``--by-hand``)."""
 
 
 # -- checks and selection -------------------------------------------------------------------
@@ -130,12 +143,21 @@ def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
     asked = [*options.only]
     if options.from_step is not None:
         asked.append(options.from_step)
-    for n in asked:
+    for n in [*asked, *options.by_hand]:
         step_of(book, n)
     if options.only:
-        return [s for s in steps if s.number in options.only]
-    if options.from_step is not None:
-        return [s for s in steps if s.number >= options.from_step]
+        steps = [s for s in steps if s.number in options.only]
+    elif options.from_step is not None:
+        steps = [s for s in steps if s.number >= options.from_step]
+    numbers = {s.number for s in steps}
+    for n in options.by_hand:
+        if n not in numbers:
+            # Passing a step the run never reaches would be recorded nowhere: say so now.
+            raise UsageError(
+                f"--by-hand {n} names a step this run does not reach",
+                path=book.path,
+                hint="name steps among those --only or --from select",
+            )
     return steps
 
 
@@ -303,17 +325,94 @@ def input_limits(books: Iterable[Runbook]) -> dict[str, list[tuple[Limit, Origin
 
 
 def needed_inputs(
-    parts: Iterable[Step], tabs: TabChoices
+    parts: Iterable[Step], tabs: TabChoices, *, accept: bool = False
 ) -> list[tuple[Placeholder, Step, Action]]:
-    """Return each placeholder the ``.run`` blocks of ``parts`` use, with its first use."""
+    """Return each placeholder that the blocks of ``parts`` run without a person use (``.run``
+    blocks, ``ssh`` lines, and with ``accept`` offered blocks), and the ``ssh`` lines of
+    those blocks, with its first use."""
+    kinds = {"run", "connect", *(["suggested"] if accept else [])}
     needed: dict[str, tuple[Placeholder, Step, Action]] = {}
     for step in parts:
         for action in tabs.actions(step):
-            if action.kind != "run":
+            if action.kind not in kinds:
                 continue
-            for ph in action.placeholders:
+            for ph in (*connection_inputs(action), *action.placeholders):
                 needed.setdefault(ph.name, (ph, step, action))
     return list(needed.values())
+
+
+# -- where a block runs -----------------------------------------------------------------------
+
+SUDO_PASSWORD = "sudo-password"
+"""The secret input that answers sudo's password prompt on remote hosts."""
+SUDO_PROMPT = "[sudo] password for"
+"""The start of sudo's password prompt."""
+_SSH_KEY = "ssh "
+
+
+def connection_inputs(action: Action) -> tuple[Placeholder, ...]:
+    """Return the inputs of the ``ssh`` line ``action`` runs after (none without one)."""
+    if action.connection is None:
+        return ()
+    names = placeholders_in(" ".join(action.connection.words))
+    return tuple(Placeholder(name, is_secret(name)) for name in names)
+
+
+def host_key(action: Action, values: Mapping[str, str]) -> str:
+    """Return the key of the shell ``action`` runs in: ``local``, a site host's name, or for
+    a block after an ``ssh`` line that line with ``values`` filled in (one shell per line).
+
+    Each word of the line stays one argument of ssh whatever its value holds; a host that
+    ssh could read as an option, or that holds whitespace, is refused.
+    """
+    if action.connection is None:
+        return action.host
+    return _SSH_KEY + shlex.join(ssh_words(action.connection, values))
+
+
+def ssh_words(connection: Connection, values: Mapping[str, str]) -> tuple[str, ...]:
+    """Return the words after ``ssh`` of ``connection`` with ``values`` filled in."""
+
+    def fill(word: str) -> str:
+        return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), word)
+
+    words = tuple(fill(word) for word in connection.words)
+    host = words[-1]
+    why = (
+        "is empty"
+        if not host
+        else "starts with '-'"
+        if host.startswith("-")
+        else "holds whitespace or control characters"
+        if re.search(r"\s", host) or CONTROL_RE.search(host)
+        else ""
+    )
+    if why:
+        # The value may be secret: the runner masks the message.
+        raise UsageError(
+            f"the host of the ssh line, {host!r}, {why}: it is not a host name",
+            path=connection.origin.path,
+            line=connection.origin.line,
+            hint="give the ssh line's inputs a host name or address",
+        )
+    return words
+
+
+def connection_words(key: str) -> tuple[str, ...] | None:
+    """Return the words after ``ssh`` of a key made by ``host_key`` for an ``ssh`` line, None
+    for any other key."""
+    if not key.startswith(_SSH_KEY):
+        return None
+    return tuple(shlex.split(key.removeprefix(_SSH_KEY)))
+
+
+def host_name(key: str) -> str:
+    """Name the host of shell ``key`` for people: ``this machine``, a site host, or an ``ssh``
+    line's destination."""
+    words = connection_words(key)
+    if words is not None:
+        return words[-1]
+    return "this machine" if key == "local" else key
 
 
 # -- what a block runs ------------------------------------------------------------------------
@@ -391,6 +490,9 @@ def dry_plan(
     for step in steps:
         if not pending(step, options):
             plan.append(DryStep(step, False))
+            continue
+        if step.number in options.by_hand:
+            plan.append(DryStep(step, True, by_hand=True))
             continue
         parts = []
         for inner, label in expanded(step, book, guides):

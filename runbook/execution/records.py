@@ -103,7 +103,8 @@ class Records:
     def mark(self, text: str) -> None:
         """Write a marker line into the transcript, so its output can be told apart."""
         if self.transcript is not None:
-            self.transcript.write(f"\n##### runbook: {text}\n".encode())
+            # A host's key holds its ssh line's values, which may be secret.
+            self.transcript.write(f"\n##### runbook: {self._redact(text)}\n".encode())
 
     def close(self) -> None:
         """Close the journal and the transcript (their records are already written)."""

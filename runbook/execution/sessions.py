@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from runbook.execution.plan import connection_words, host_name
 from runbook.redact import Redactor
 from runbook.shell import (
     Answer,
@@ -30,29 +31,40 @@ if TYPE_CHECKING:
 
 
 class SiteShells:
-    """Shells for the hosts of a site: this machine, or ``ssh`` targets from mkdocs.yml."""
+    """Shells for the hosts of a site: this machine, ``ssh`` targets from mkdocs.yml, or the
+    destination of an ``ssh`` line in a guide."""
 
-    def __init__(self, hosts: Mapping[str, object]) -> None:
-        """``hosts`` are the site's (``plugins: - runbook: hosts:``)."""
+    def __init__(self, hosts: Mapping[str, object], *, ssh_config: Path | None = None) -> None:
+        """``hosts`` are the site's (``plugins: - runbook: hosts:``); ``ssh_config`` is given
+        to every ssh as ``-F`` (an ``-F`` of the host's own options comes later and wins)."""
         self.hosts = hosts
+        self.ssh_config = ssh_config
 
     def open(
         self, host: str, *, cwd: Path, redactor: Redactor, transcript: BinaryIO | None
     ) -> Session:
-        """Return a session, not started, for ``host``: local, or over ssh as configured."""
+        """Return a session, not started, for ``host`` (a key of ``plan.host_key``): local,
+        over ssh as configured, or over ssh as an ``ssh`` line says."""
+        config = ["-F", str(self.ssh_config)] if self.ssh_config is not None else []
+        words = connection_words(host)
         spec = self.hosts.get(host, {}) if host != "local" else {}
         target = spec.get("ssh") if isinstance(spec, Mapping) else None
-        if host == "local" or not target or target == "local":
+        if words is not None:
+            transport = ssh_transport(words[-1], options=[*config, *words[:-1]])
+        elif host == "local" or not target or target == "local":
             transport = local_transport()
         else:
             options = spec.get("options", []) if isinstance(spec, Mapping) else []
-            transport = ssh_transport(str(target), options=[str(o) for o in options])
+            transport = ssh_transport(str(target), options=[*config, *(str(o) for o in options)])
         return Session(
-            host=host,
+            host=host_name(host),
             transport=transport,
-            cwd=str(cwd) if transport.name == "local" else None,
+            cwd=str(cwd) if transport.local else None,
             redactor=redactor,
             transcript=transcript,
+            # A remote shell that died mid-block leaves that block's outcome unknown: the
+            # run stops there, and a new connection is the next run's to make.
+            restart=transport.local,
         )
 
     def answer(self, expect: str, send: str, *, secret: bool) -> Answer:

@@ -93,16 +93,24 @@ def judge(
 
 
 def failure(
-    named: str, unit: Unit, what: str, result: Result, *, resume: str, resume_step: int
+    named: str,
+    unit: Unit,
+    what: str,
+    result: Result,
+    *,
+    host: str,
+    resume: str,
+    resume_step: int,
 ) -> RunbookError:
-    """Return the error that stops the run after ``unit`` of step ``named`` went wrong.
+    """Return the error that stops the run after ``unit`` of step ``named`` on ``host``
+    went wrong.
 
     A command waiting for input needs a person (exit 4); anything else failed the step.
     """
     where = unit.origin
     subject = "the block" if unit.expected is None else "the command"
-    if unit.action.host != "local":
-        subject += f" on {unit.action.host}"
+    if unit.action.where != "this machine":
+        subject += f" on {host}"
     if result.outcome == Outcome.NEEDS_INPUT:
         prompt = result.last_line.strip()[-40:] or "…"
         return NeedsOperator(
@@ -120,11 +128,33 @@ def failure(
     )
 
 
-def step_result(ran: int, complete: bool) -> tuple[str, str]:
+class OutcomeUnknown(StepFailed):
+    """The connection to a block's host dropped while it ran: whether it finished there is
+    unknown, so its step has no recorded end."""
+
+
+def dropped(
+    named: str, unit: Unit, host: str, result: Result, *, resume: str, resume_step: int
+) -> OutcomeUnknown:
+    """Return the error that stops the run when the shell on ``host`` (not this machine)
+    died while ``unit`` of step ``named`` ran."""
+    status = f" (status {result.status})" if result.status is not None else ""
+    return OutcomeUnknown(
+        f"{named}: the connection to {host} dropped while the block ran{status}: whether it "
+        "finished there is unknown",
+        path=unit.origin.path,
+        line=unit.origin.line,
+        hint=f"check on {host} what it did, then run '{resume}' again: it connects again "
+        f"and asks whether to run step {resume_step} again (without a person, give "
+        "--retry-unknown or --skip-unknown)",
+    )
+
+
+def step_result(ran: int, incomplete: str = "") -> tuple[str, str]:
     """Return a step's result and note, from how many of its blocks ran (or were done by
-    hand) and whether none was skipped after failing."""
-    if not complete:
-        return "skipped", "a failed block was skipped"
+    hand) and why it is incomplete (empty when it is not)."""
+    if incomplete:
+        return "skipped", incomplete
     if not ran:
         return "skipped", "every block was skipped"
     return "done", ""
