@@ -897,6 +897,203 @@ def the_command_line_loads_nested_guides_once_and_refuses_a_cycle(tmp: Path) -> 
         raise AssertionError("the cycle was accepted")
 
 
+# -- hosts: ssh lines, --accept, --by-hand --------------------------------------------------
+
+SSH_LINE = """
+    # Hosts
+
+    * [ ] 1. Old
+    * [ ] 2. Here
+
+    ### 1. Old
+
+        ssh -p 2222 <username>@<old-server>
+
+    ```bash { .run }
+    echo on old
+    ```
+
+    ```bash
+    echo offered on old
+    ```
+
+    ### 2. Here
+
+    ```bash { .run }
+    echo here
+    ```
+"""
+OLD = {"username": "rb", "old-server": "old.example"}
+OLD_KEY = "ssh -p 2222 rb@old.example"
+
+
+@scenario
+def blocks_after_an_ssh_line_run_in_its_shell_and_the_next_step_here(tmp: Path) -> None:
+    guide = write(tmp, "g.md", SSH_LINE)
+    done = run(guide, sets=OLD, accept=True)
+    assert done.code == 0, done.error
+    assert sorted(done.shells.shells) == ["local", OLD_KEY]
+    assert done.shells.shells[OLD_KEY].ran == ["echo on old", "echo offered on old"]
+    assert done.shells.shells["local"].ran == ["echo here"]
+    assert f"▶ connect to rb@old.example ({guide}:8)\n  ssh -p 2222 rb@old.example\n" in done.out
+    assert f"▶ run on rb@old.example ({guide}:10)" in done.out
+    assert f"▶ suggested on rb@old.example ({guide}:14)" in done.out
+    assert f"▶ run on this machine ({guide}:20)" in done.out
+    records = done.records()
+    connect = next(r for r in records if r["event"] == "connect")
+    assert (connect["host"], connect["choice"], connect["how"]) == (
+        OLD_KEY,
+        "connect",
+        "unattended",
+    )
+    hosts = [r["host"] for r in records if r["event"] == "action-start"]
+    assert hosts == [OLD_KEY, OLD_KEY, "local"]
+    accepted = [r for r in records if r["event"] == "action-confirmed"]
+    assert [(r["choice"], r["how"], r["option"]) for r in accepted] == [
+        ("run", "option", "--accept")
+    ]
+    assert done.ticked() == [1, 2]
+
+
+@scenario
+def without_a_person_an_ssh_line_s_inputs_and_host_are_checked_before_anything_runs(
+    tmp: Path,
+) -> None:
+    guide = write(
+        tmp,
+        "g.md",
+        SSH_LINE.replace(
+            "### 1. Old", "### 1. Old\n\n    ```bash { .run }\n    echo first\n    ```"
+        ),
+    )
+    missing = run(guide, accept=True)
+    assert isinstance(missing.error, NeedsOperator), missing.error
+    assert "needs <username>, <old-server>" in missing.error.message
+    assert "--set username=…" in (missing.error.hint or "")
+    for value in ("-oProxyCommand=x", "old example", ""):
+        hostile = run(guide, sets={**OLD, "old-server": value}, accept=True)
+        assert hostile.error is not None and hostile.error.exit_code == 2, hostile.error
+        assert "the host of the ssh line, <username>@<old-server>," in hostile.error.message
+        assert hostile.error.line == 12
+        assert hostile.shells.shells == {}, "something ran"
+    # Without --accept the offered block needs a person: the run stops before step 1.
+    offered = run(guide, sets=OLD)
+    assert isinstance(offered.error, NeedsOperator)
+    assert "give --accept" in (offered.error.hint or "")
+
+
+@scenario
+def a_declined_connection_s_blocks_are_done_by_hand_or_skipped_never_run_here(
+    tmp: Path,
+) -> None:
+    guide = write(tmp, "g.md", SSH_LINE)
+    by_hand = run(guide, sets=OLD, answers=["d", "d", "d"], only=(1,))
+    assert by_hand.code == 0, by_hand.error
+    assert by_hand.console.asked == [
+        "connect to rb@old.example (ssh -p 2222 rb@old.example)?",
+        "Done by hand on rb@old.example?",
+        "Done by hand on rb@old.example?",
+    ]
+    assert by_hand.shells.shells == {}, "something ran"
+    assert f"▶ run on rb@old.example ({guide}:10): to do by hand" in by_hand.out
+    records = by_hand.records()
+    connect = next(r for r in records if r["event"] == "connect")
+    assert (connect["choice"], connect["how"]) == ("by-hand", "asked")
+    confirmed = [(r["choice"], r["how"]) for r in records if r["event"] == "action-confirmed"]
+    assert confirmed == [("by-hand", "connection-declined")] * 2
+    assert by_hand.ticked() == [1]
+
+    skipped = run(guide, sets=OLD, answers=["s"], only=(1,), redo=True)
+    assert skipped.code == 0, skipped.error
+    assert skipped.shells.shells == {}, "something ran"
+    assert "a block to run on rb@old.example was skipped" in skipped.out
+    ends = [r for r in skipped.records() if r["event"] == "step-end"]
+    assert ends[-1]["result"] == "skipped"
+
+
+@scenario
+def a_connection_that_drops_mid_block_leaves_the_step_s_outcome_unknown(tmp: Path) -> None:
+    guide = write(tmp, "g.md", SSH_LINE)
+
+    def drop(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        if shell.host == OLD_KEY:
+            shell.killed = True
+            return FakeResult(status=255, outcome="shell-died"), b""
+        return FakeResult(), b""
+
+    dropped = run(guide, sets=OLD, shells=FakeShells(drop), accept=True)
+    assert isinstance(dropped.error, StepFailed) and dropped.error.exit_code == 1
+    assert dropped.error.message == (
+        "step 1: the connection to rb@old.example dropped while the block ran (status 255): "
+        "whether it finished there is unknown"
+    )
+    assert dropped.error.line == 10
+    assert "--retry-unknown" in (dropped.error.hint or "")
+    events = dropped.events()
+    assert "step-unknown" in events and "step-end" not in events
+    assert "?  1. Old" in dropped.out and "connection dropped" in dropped.out
+    assert dropped.ticked() == []
+    # The next run asks; without a person it stops, naming the options.
+    again = run(guide, sets=OLD, accept=True)
+    assert isinstance(again.error, NeedsOperator)
+    assert "outcome is unknown" in again.error.message
+    assert again.shells.shells == {}
+    retried = run(guide, sets=OLD, retry_unknown=True, accept=True)
+    assert retried.code == 0, retried.error
+    assert retried.shells.shells[OLD_KEY].ran == ["echo on old", "echo offered on old"]
+    assert retried.ticked() == [1, 2]
+
+
+@scenario
+def a_local_shell_that_dies_mid_block_is_a_failure_not_an_unknown(tmp: Path) -> None:
+    def died(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        return FakeResult(status=3, outcome="shell-died", restarted=True), b""
+
+    guide = write(tmp, "g.md", TWO_STEPS)
+    done = run(guide, shells=FakeShells(died))
+    assert isinstance(done.error, StepFailed) and "ended the shell" in done.error.message
+    assert [r["result"] for r in done.records() if r["event"] == "step-end"] == ["failed"]
+
+
+@scenario
+def sudo_s_prompt_is_answered_on_remote_hosts_only(tmp: Path) -> None:
+    guide = write(tmp, "g.md", SSH_LINE)
+    done = run(guide, sets={**OLD, "sudo-password": CANARY}, accept=True)
+    assert done.code == 0, done.error
+    remote, local = done.shells.shells[OLD_KEY], done.shells.shells["local"]
+    assert remote.answers == [(("[sudo] password for", CANARY, True),)] * 2
+    assert local.answers == [()]
+    assert CANARY not in done.out and CANARY not in json.dumps(done.records())
+
+
+@scenario
+def by_hand_steps_are_passed_and_recorded_and_accepted_blocks_too(tmp: Path) -> None:
+    guide = write(tmp, "g.md", TWO_STEPS.replace("echo two", "echo <two>"))
+    done = run(guide, by_hand=(2,))  # step 2's input is not needed: it does not run
+    assert done.code == 0, done.error
+    assert done.shells.ran == ["echo one"]
+    assert done.ticked() == [1, 2]
+    confirmed = [r for r in done.records() if r["event"] == "step-confirmed"]
+    assert [(r["step"], r["choice"], r["how"], r["option"]) for r in confirmed] == [
+        (2, "done", "option", "--by-hand")
+    ]
+    assert "(by hand)" in done.out
+    for options, message in (
+        ({"by_hand": (5,)}, "no step 5"),
+        ({"by_hand": (2,), "only": (1,)}, "--by-hand 2 names a step this run does not reach"),
+    ):
+        refused = run(guide, redo=True, **options)
+        assert isinstance(refused.error, RunbookError) and refused.error.exit_code == 2
+        assert message in refused.error.message
+    other = write(tmp, "h.md", SSH_LINE)
+    dry = run(other, sets=OLD, by_hand=(2,), accept=True, dry_run=True)
+    assert dry.code == 0, dry.error
+    assert "Step 2. Here  [passed as done by hand (--by-hand), nothing run]" in dry.out
+    assert f"[suggested] {other}:14 on rb@old.example, run as accepted (--accept)" in dry.out
+    assert "Runs on: rb@old.example\n" in dry.out
+    assert "Needs a person: nothing" in dry.out
+
+
 # -- the child process and the tests ----------------------------------------------------------
 
 

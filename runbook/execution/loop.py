@@ -375,6 +375,10 @@ class Runner:
             step = missing[0][1]
             with parts.nesting.part_of(*outer_of.get(id(step), (step, ""))):
                 parts.operator.refuse_inputs(step, missing)
+        for inner in inner_steps:
+            for action in parts.tabs.actions(inner):
+                if action.kind == "connect":
+                    plan.host_key(action, parts.inputs.values)  # refuses a host that is none
 
     def _open(self, steps: Sequence[Step]) -> None:
         inputs = self.parts.inputs

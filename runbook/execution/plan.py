@@ -378,19 +378,20 @@ def ssh_words(connection: Connection, values: Mapping[str, str]) -> tuple[str, .
 
     words = tuple(fill(word) for word in connection.words)
     host = words[-1]
+    parts = host.rpartition("@")
     why = (
-        "is empty"
-        if not host
-        else "starts with '-'"
-        if host.startswith("-")
-        else "holds whitespace or control characters"
+        "holds whitespace or control characters"
         if re.search(r"\s", host) or CONTROL_RE.search(host)
+        else "has an empty user or host"
+        if not parts[2] or (parts[1] and not parts[0])
+        else "starts with '-'"
+        if host.startswith("-") or parts[2].startswith("-")
         else ""
     )
     if why:
-        # The value may be secret: the runner masks the message.
+        # Named as written: its value may be secret.
         raise UsageError(
-            f"the host of the ssh line, {host!r}, {why}: it is not a host name",
+            f"the host of the ssh line, {connection.destination}, {why}: it is not a host name",
             path=connection.origin.path,
             line=connection.origin.line,
             hint="give the ssh line's inputs a host name or address",
