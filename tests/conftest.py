@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,14 @@ def run_cli(
 
 def one_step_guide(folder: Path, code: str, info: str = "bash { .run }") -> Path:
     """Write ``folder/guide.md``: a checklist and one step whose one block is ``code``."""
+    return one_step_guide_of(folder, [code], info)
+
+
+def one_step_guide_of(folder: Path, blocks: Sequence[str], info: str = "bash { .run }") -> Path:
+    """Write ``folder/guide.md``: a checklist and one step with these blocks, in order."""
+    fences = "\n".join(f"```{info}\n{code}\n```\n" for code in blocks)
     guide = folder / "guide.md"
-    guide.write_text(f"# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n```{info}\n{code}\n```\n")
+    guide.write_text(f"# G\n\n* [ ] 1. Go\n\n### 1. Go\n\n{fences}", encoding="utf-8")
     return guide
 
 

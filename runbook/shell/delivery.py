@@ -12,6 +12,7 @@ from typing import Protocol
 
 from runbook.errors import UsageError
 from runbook.shell.model import SessionError, check_typable
+from runbook.shell.protocol import quiet
 
 _B64_LINE = 2048
 
@@ -138,13 +139,13 @@ class Base64Delivery:
         lines = [encoded[i : i + self._line] for i in range(0, len(encoded), self._line)]
         payload = b"".join(line + b"\n" for line in lines)
         timeout = 10.0 + len(payload) / 100_000
-        status = exchange(f"__rb_recv {len(lines)}\n".encode() + payload, timeout)
+        status = exchange(quiet(f"__rb_recv {len(lines)}").encode() + b"\n" + payload, timeout)
         if status != 0:
             raise SessionError(f"the shell could not receive the block (status {status})")
 
     def shell_cleanup(self) -> str | None:
         """Remove the shell-side directory."""
-        return 'command rm -rf -- "$__rb_dir"'
+        return quiet('command rm -rf -- "$__rb_dir"')
 
     def close(self) -> None:
         """Release nothing."""

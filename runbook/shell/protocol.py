@@ -20,33 +20,52 @@ from runbook.shell.sentinel import SentinelScanner
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VALUE_CHUNK = 1024
 
-# Runs on ERR: the block's own ERR handler first (with $? as it was), then leave the sourced
-# block (or the subshell it forked) with the failing status.
+# A block may turn on `set -x`, and it stays on in the shell. Runbook's own commands run
+# with it off so that they never show in a trace: a group's commands trace to the group's
+# redirection, so switching it off and on leaves no trace of its own. `$-` is as the
+# block left it once each typed line is done.
+_MUTE = "{ __rb_x=$-; builtin set +x; } 2>/dev/null"
+_RESUME = "{ [[ $__rb_x != *x* ]] || builtin set -x; } 2>/dev/null"
+# Ends a typed line: tracing back as it was, and the line's status the command's.
+_UNMUTE = (
+    '{ __rb_q=$?; [[ $__rb_x != *x* ]] || builtin set -x; __rb_status "$__rb_q"; } 2>/dev/null'
+)
+
+# Runs on ERR: the block's own ERR handler first (with $? and tracing as they were), then
+# leave the sourced block (or the subshell it forked) with the failing status. A `return`
+# or `exit` inside a group undoes the group's redirection as it leaves.
 _TRAP = (
-    "__rb_s=$?; if [[ -n ${__rb_err_user-} ]] && "
+    "{ __rb_s=$? __rb_t=$-; builtin set +x; } 2>/dev/null; "
+    "if [[ -n ${__rb_err_user-} ]] && "
     '{ ((${#BASH_SOURCE[@]})) || [[ $BASHPID != "$__rb_pid" ]]; }; then '
-    '__rb_status "$__rb_s"; builtin eval -- "$__rb_err_user"; fi; '
+    "builtin eval -- '{ [[ $__rb_t != *x* ]] || builtin set -x; "
+    '__rb_status "$__rb_s"; } 2>/dev/null; \'"$__rb_err_user"; '
+    "{ __rb_t=$-; builtin set +x; } 2>/dev/null; fi; "
+    "{ [[ $__rb_t != *x* ]] || builtin set -x; "
     'if [[ $BASHPID != "$__rb_pid" ]]; then builtin exit "$__rb_s"; '
-    'elif ((${#BASH_SOURCE[@]})); then builtin return "$__rb_s"; fi'
+    'elif ((${#BASH_SOURCE[@]})); then builtin return "$__rb_s"; fi; } 2>/dev/null'
 )
 # A block's `trap ACTION ERR` becomes its handler inside runbook's ERR trap, which stops the
 # block at its first failing command; other signals and forms go to the builtin as written.
+# Its status is the builtin's, given by `return`, which (unlike a failing command) does not
+# set off the ERR trap inside the function.
 _TRAP_FN = (
     '__rb_status() { builtin return "$1"; }; '
-    "trap() { local __rb_a __rb_x; "
+    "trap() { { local __rb_w=$- __rb_a __rb_n __rb_r=0; builtin set +x; } 2>/dev/null; "
     "if (($# == 1)) && [[ ${1^^} == ERR || ${1^^} == SIGERR ]]; then __rb_err_user=; "
-    "builtin return 0; fi; "
-    'if (($# < 2)) || [[ $1 == -[lpP] ]]; then builtin trap "$@"; builtin return; fi; '
-    "__rb_a=$1; builtin shift; [[ $__rb_a == -- ]] && { __rb_a=$1; builtin shift; }; "
-    "for __rb_x; do if [[ ${__rb_x^^} == ERR || ${__rb_x^^} == SIGERR ]]; then "
+    'elif (($# < 2)) || [[ $1 == -[lpP] ]]; then builtin trap "$@" || __rb_r=$?; '
+    "else __rb_a=$1; builtin shift; [[ $__rb_a == -- ]] && { __rb_a=$1; builtin shift; }; "
+    "for __rb_n; do if [[ ${__rb_n^^} == ERR || ${__rb_n^^} == SIGERR ]]; then "
     "[[ $__rb_a == - ]] && __rb_err_user= || __rb_err_user=$__rb_a; "
-    'else builtin trap -- "$__rb_a" "$__rb_x"; fi; done; }'
+    'else builtin trap -- "$__rb_a" "$__rb_n" || __rb_r=$?; fi; done; fi; '
+    '{ [[ $__rb_w != *x* ]] || builtin set -x; builtin return "$__rb_r"; } 2>/dev/null; }'
 )
-# After a block: give the shell its streams back and print the end mark with the status.
+# After a block: give the shell its streams back, print the end mark with the block's
+# status (kept in __rb_q by the line), and let tracing be as the block left it.
 # `command exec`, as `builtin exec` would make the redirections last for itself only.
 _END = (
-    "__rb_end() { local __rb_q=$?; command exec 1>&$__rb_out 2>&$__rb_err; "
-    'builtin printf "__RE%s:%s;" "$1" "$__rb_q"; }'
+    "__rb_end() { command exec 1>&$__rb_out 2>&$__rb_err; "
+    f'builtin printf "__RE%s:%s;" "$1" "$__rb_q"; {_RESUME}; }}'
 )
 # Reads $2 typed lines into the variable named $1, exported when $3 is x.
 _DEFINE = (
@@ -56,6 +75,20 @@ _DEFINE = (
     'builtin printf -v "$1" %s "$__rb_v" || builtin return 1; '
     'if [[ ${3-} == x ]]; then builtin export "$1"; fi; }'
 )
+
+
+def quiet(command: str) -> str:
+    """Return a typed line's ``command`` run untraced, with ``set -x`` as it was after it
+    and the command's status."""
+    return f"{_MUTE}; {command}; {_UNMUTE}"
+
+
+def block_script(script: bytes) -> bytes:
+    """Return the block file for ``script``: tracing resumes as the block's first act.
+
+    On the script's first line, so line numbers in bash's messages stay the script's.
+    """
+    return _RESUME.encode() + b"; " + script
 
 
 class Sentinels:
@@ -81,9 +114,11 @@ class Sentinels:
         """
         nonce = secrets.token_hex(8)
         line = (
-            b'builtin printf "__RG%s:0;" '
+            _MUTE.encode()
+            + b'; builtin printf "__RG%s:0;" '
             + self.token.encode()
-            + b'; __rb_arm; builtin source "$__rb_file"; __rb_end '
+            + b'; __rb_arm; builtin source "$__rb_file"; '
+            + b"{ __rb_q=$? __rb_x=$-; builtin set +x; } 2>/dev/null; __rb_end "
             + nonce.encode()
         )
         return line, SentinelScanner(f"__RE{nonce}:".encode(), b";")
@@ -95,6 +130,7 @@ class Sentinels:
         # echo of this line, contains the token in one piece.
         ps1 = f"'__RB{token[:8]}\\[\\]{token[8:]}:$?;'"
         parts = [
+            _MUTE,
             f"PS1={ps1}; PS2=''; PS0=''; PS4='+ '",
             "unset PROMPT_COMMAND MAILCHECK HISTFILE",
             "set +o history +H",
@@ -112,6 +148,7 @@ class Sentinels:
             "builtin readonly -f __rb_arm __rb_define __rb_end __rb_status",
             # Last, so its status is the setup's: the block file's directory must exist.
             "[[ -d ${__rb_file%/*} && -w ${__rb_file%/*} ]]",
+            _UNMUTE,
         ]
         line = "; ".join(parts)
         check_typable(line, "the shell setup")
@@ -121,7 +158,7 @@ class Sentinels:
         """Return a line printing a mark unique to ``attempt``, and that mark."""
         tag = f"{self.token[:6]}x{attempt}"
         # Printed through %s, so the echo of the typed line never holds the token.
-        line = f"builtin printf '__RBSYNC%s\\n' {tag}\n".encode()
+        line = quiet(f"builtin printf '__RBSYNC%s\\n' {tag}").encode() + b"\n"
         return line, f"__RBSYNC{tag}".encode()
 
 
@@ -152,7 +189,7 @@ def define_lines(name: str, value: str, export: bool) -> tuple[bytes, bytes]:
     pieces = chunks(value, _VALUE_CHUNK)
     flag = " x" if export else ""
     payload = b"".join(piece + b"\n" for piece in pieces)
-    return f"__rb_define {name} {len(pieces)}{flag}\n".encode(), payload
+    return quiet(f"__rb_define {name} {len(pieces)}{flag}").encode() + b"\n", payload
 
 
 def chunks(value: str, limit: int) -> list[bytes]:

@@ -24,7 +24,7 @@ from runbook.shell.interrupt import Interrupts
 from runbook.shell.model import Answer, BlockResult, Operator, SessionError
 from runbook.shell.output import Output
 from runbook.shell.process import ShellGone, ShellProcess
-from runbook.shell.protocol import Sentinels, check_variable, define_lines
+from runbook.shell.protocol import Sentinels, block_script, check_variable, define_lines
 from runbook.shell.stop import Stop
 from runbook.shell.transport import SHELL_ENV, Transport, local_transport, ssh_transport
 
@@ -247,6 +247,7 @@ class Session:
         started = time.monotonic()
         restarted = self._prepare()
         data = script.encode("utf-8", "surrogateescape") if isinstance(script, str) else script
+        data = block_script(data)
         for answer in answers:
             if answer.secret:
                 self.redactor.add(answer.send)
