@@ -1056,6 +1056,47 @@ def a_local_shell_that_dies_mid_block_is_a_failure_not_an_unknown(tmp: Path) -> 
 
 
 @scenario
+def an_ssh_line_logs_in_afresh_when_its_shell_died_since_and_a_block_does_not(
+    tmp: Path,
+) -> None:
+    twice = SSH_LINE.replace(
+        "### 2. Here",
+        "### 2. Again\n\n        ssh -p 2222 <username>@<old-server>\n\n    ### 3. Here",
+    )
+    twice = twice.replace("* [ ] 2. Here", "* [ ] 2. Again\n    * [ ] 3. Here")
+    guide = write(tmp, "g.md", twice)
+    opened: list[str] = []
+
+    def reboot(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        if script.startswith("echo offered"):
+            shell.killed = True  # the server went down after the block (a reboot)
+        return FakeResult(), b""
+
+    class Counting(FakeShells):
+        def open(self, host: str, *, cwd: Path, redactor: Any, transcript: Any) -> FakeShell:
+            opened.append(host)
+            return super().open(host, cwd=cwd, redactor=redactor, transcript=transcript)
+
+    done = run(guide, sets=OLD, accept=True, shells=Counting(reboot))
+    assert done.code == 0, done.error
+    assert opened == [OLD_KEY, OLD_KEY, "local"]
+    assert done.ticked() == [1, 2, 3]
+    # A block whose shell died since its last one stops the run: its state is gone.
+    once = write(
+        tmp,
+        "h.md",
+        SSH_LINE.replace("```bash\n    echo offered", "```bash { .run }\n    echo offered").replace(
+            "echo on old", "echo offered first"
+        ),
+    )
+    stopped = run(once, sets=OLD, shells=FakeShells(reboot))
+    assert (
+        stopped.error is not None
+        and "the shell on rb@old.example died since its last block" in stopped.error.message
+    )
+
+
+@scenario
 def sudo_s_prompt_is_answered_on_remote_hosts_only(tmp: Path) -> None:
     guide = write(tmp, "g.md", SSH_LINE)
     done = run(guide, sets={**OLD, "sudo-password": CANARY}, accept=True)

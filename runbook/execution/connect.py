@@ -45,9 +45,10 @@ class Connections:
         return self.parts.inputs.preview(action.where)
 
     def shell(self, step: Step, action: Action, key: str) -> Shell:
-        """Return the shell ``key`` (started the first time), or raise naming the block."""
+        """Return the shell ``key`` (started the first time; a fresh one at an ``ssh`` line
+        when the last has died), or raise naming the block."""
         try:
-            return self.parts.hosts.shell(key)
+            return self.parts.hosts.shell(key, login=action.kind == "connect")
         except RunbookError as exc:
             # Point at the block that needed the shell: the fix may be in mkdocs.yml's
             # hosts or the ssh configuration, but the operator reads the guide.

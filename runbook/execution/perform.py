@@ -52,8 +52,14 @@ class Performer:
         no failed part of it was skipped)."""
         parts = self.parts
         operator, records = parts.operator, parts.records
-        operator.code(action, parts.inputs.preview(action.code), self.connections.place(action))
-        if parts.options.accept:
+        accept = parts.options.accept
+        operator.code(
+            action,
+            parts.inputs.preview(action.code),
+            self.connections.place(action),
+            "run as accepted (--accept)" if accept else "",
+        )
+        if accept:
             records.write(
                 "action-confirmed",
                 step=step.number,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from runbook.errors import StepFailed
+from runbook.execution.plan import host_name
 from runbook.execution.verdict import Result
 from runbook.inputs import shell_var
 from runbook.redact import Redactor
@@ -63,7 +64,8 @@ class ShellFactory(Protocol):
 
 
 class Hosts:
-    """The run's shells, one per host, started on first use; each input defined once."""
+    """The run's shells, one per host key (see ``plan.host_key``), started on first use;
+    each input defined once."""
 
     def __init__(self, factory: ShellFactory, *, cwd: Path, redactor: Redactor) -> None:
         self.factory = factory
@@ -74,9 +76,13 @@ class Hosts:
         self._shells: dict[str, Shell] = {}
         self._defined: dict[str, set[str]] = {}
 
-    def shell(self, host: str) -> Shell:
-        """Return the shell of ``host``, starting it the first time."""
+    def shell(self, host: str, *, login: bool = False) -> Shell:
+        """Return the shell of ``host``, starting it the first time; with ``login`` (an
+        ``ssh`` line: a person would log in afresh), a fresh one for a shell that died."""
         shell = self._shells.get(host)
+        if shell is not None and login and not shell.alive:
+            shell.close()
+            shell = None
         if shell is None:
             shell = self.factory.open(
                 host, cwd=self.cwd, redactor=self.redactor, transcript=self.transcript
@@ -89,8 +95,8 @@ class Hosts:
             # Killed between blocks (the OOM killer, a dropped connection): a fresh shell
             # would run the next block in another folder without the guide's variables.
             raise StepFailed(
-                f"the shell on {host} died since its last block: its working directory, "
-                "variables and functions are gone, so nothing more runs in it",
+                f"the shell on {host_name(host)} died since its last block: its working "
+                "directory, variables and functions are gone, so nothing more runs in it",
                 hint="find out why it died (memory, the connection), then run the same "
                 "command again to resume; a new shell starts",
             )
