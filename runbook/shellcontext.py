@@ -146,8 +146,9 @@ class Scanner:
         self.rules.command_end(words)
         return i
 
-    def word_part(self, i: int, word: Word, words: list[Word]) -> int:
-        """Scan one piece of a word (a character, a quoted string, an expansion)."""
+    def word_part(self, i: int, word: Word, words: list[Word], *, element: bool = False) -> int:
+        """Scan one piece of a word (a character, a quoted string, an expansion); an
+        ``element`` of an array literal assigns nothing itself."""
         src = self.src
         ch = src[i]
         before = len(self.uses)
@@ -170,18 +171,24 @@ class Scanner:
             end = self.double(i + skip, '"')
         elif ch == "$" or ch == "`":
             end = self.expansion(i)
-        elif ch == "[" and self._subscript_here(word, words):
+        elif ch == "[" and not element and self._subscript_here(word, words):
             self.out.append("[")
             end = self.subscript(i + 1, word.raw.rstrip("+"))
-        elif ch == "=" and src.startswith("=(", i) and not command_name(words):
+        elif ch == "=" and src.startswith("=(", i) and not element and self._assigns(words):
             self.out.append("=(")
-            end = self.array_literal(i + 2)
+            end = self.array_literal(i + 2, word.raw.rstrip("+"))
         else:
             self.out.append(ch)
             end = i + 1
         word.text.append(src[i:end])
         word.uses.extend(range(before, len(self.uses)))
         return end
+
+    @staticmethod
+    def _assigns(words: list[Word]) -> bool:
+        """Whether a word here may assign a variable: before the command, or for declare."""
+        name = command_name(words)
+        return not name or name in DECLARE
 
     def _subscript_here(self, word: Word, words: list[Word]) -> bool:
         """A ``[`` after a name in an assignment (``a[i]=``) or a name argument of declare …"""
@@ -406,10 +413,9 @@ class Scanner:
                 i += 1
         return i
 
-    def array_literal(self, i: int) -> int:
-        """Scan the elements of ``a=( … )``: ``[i]=v`` subscripts and words."""
+    def array_literal(self, i: int, array: str) -> int:
+        """Scan the elements of ``array=( … )``: ``[i]=v`` subscripts and words."""
         src, n = self.src, len(self.src)
-        array = ""
         while i < n and src[i] != ")":
             ch = src[i]
             if ch == "[" and (i == 0 or src[i - 1] in " \t\n("):
@@ -417,7 +423,7 @@ class Scanner:
                 i = self.subscript(i + 1, array)
                 continue
             word = Word()
-            i = self.word_part(i, word, [Word(["x"])])
+            i = self.word_part(i, word, [], element=True)
         if i < n:
             self.out.append(")")
             i += 1
