@@ -124,6 +124,9 @@ class FakeShells:
         self.shells[host] = shell
         return shell
 
+    def remote(self, host: str) -> bool:
+        return host != "local"
+
     def answer(self, expect: str, send: str, *, secret: bool) -> tuple[str, str, bool]:
         return (expect, send, secret)
 

@@ -62,10 +62,11 @@ class Connections:
     def answers(self, key: str) -> list[Any]:
         """Return the answers every block on shell ``key`` gets: sudo's password prompt on
         a remote host, when the run was given ``sudo-password``."""
+        factory = self.parts.hosts.factory
         password = self.parts.inputs.values.get(plan.SUDO_PASSWORD)
-        if key == "local" or password is None:
+        if password is None or not factory.remote(key):
             return []
-        return [self.parts.hosts.factory.answer(plan.SUDO_PROMPT, password, secret=True)]
+        return [factory.answer(plan.SUDO_PROMPT, password, secret=True)]
 
     def connect(self, step: Step, action: Action) -> int:
         """Open the connection of an ``ssh`` line, or let the operator decline it; return

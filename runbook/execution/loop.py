@@ -31,15 +31,13 @@ from runbook.execution.records import Records
 from runbook.execution.shells import Hosts, ShellFactory
 from runbook.execution.signals import Signals
 from runbook.execution.tabs import TabChoices
-from runbook.execution.verdict import OutcomeUnknown, result_of, step_result
+from runbook.execution.verdict import FAILED_SKIPPED, OutcomeUnknown, result_of, step_result
 from runbook.journal import StepState
 from runbook.model import Diagnostic, Directive, Runbook, Step, rel
 from runbook.redact import Redactor
 from runbook.report import StepResult, diagnostic_text
 from runbook.site import CONFIG_NAMES, Site
 from runbook.ui import Console, format_duration
-
-_SKIPPED = "a failed block was skipped"
 
 
 class Loop:
@@ -154,7 +152,7 @@ class Loop:
         for index, action in enumerate(step.actions):
             while waiting and waiting[0].after <= index:
                 n, done = self._directive(step, waiting.pop(0))
-                ran, why = ran + n, why or ("" if done else _SKIPPED)
+                ran, why = ran + n, why or ("" if done else FAILED_SKIPPED)
             if tabs.taken(action.tabs) is False:
                 continue
             if action.kind == "shown":
@@ -164,7 +162,7 @@ class Loop:
             ran, why = ran + n, why or incomplete
         for directive in waiting:
             n, done = self._directive(step, directive)
-            ran, why = ran + n, why or ("" if done else _SKIPPED)
+            ran, why = ran + n, why or ("" if done else FAILED_SKIPPED)
         return step_result(ran, why)
 
     def _manual(self, step: Step, directives: Sequence[Directive]) -> tuple[str, str]:
@@ -378,7 +376,8 @@ class Runner:
         for inner in inner_steps:
             for action in parts.tabs.actions(inner):
                 if action.kind == "connect":
-                    plan.host_key(action, parts.inputs.values)  # refuses a host that is none
+                    # A host value ssh would misread stops the run before anything runs.
+                    plan.host_key(action, parts.inputs.values)
 
     def _open(self, steps: Sequence[Step]) -> None:
         inputs = self.parts.inputs

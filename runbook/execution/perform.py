@@ -12,7 +12,7 @@ from runbook.execution.connect import Connections
 from runbook.execution.parts import Parts
 from runbook.execution.plan import Unit
 from runbook.execution.shells import Shell
-from runbook.execution.verdict import Result, dropped, failure, judge
+from runbook.execution.verdict import FAILED_SKIPPED, Result, dropped, failure, judge
 from runbook.inputs import preview
 from runbook.model import Action, Outcome, Placeholder, Step
 
@@ -45,7 +45,7 @@ class Performer:
             ran, done = self.offer(step, action)
         else:
             ran, done = 1, self.execute(step, action)
-        return ran, "" if done else "a failed block was skipped"
+        return ran, "" if done else FAILED_SKIPPED
 
     def offer(self, step: Step, action: Action) -> tuple[int, bool]:
         """Offer a block to run; return (1 when it ran or was done by hand, else 0; whether
@@ -116,8 +116,7 @@ class Performer:
         timeout = action.timeout or parts.options.timeout
         complete = True
         for unit in plan.units(action, literal):
-            ran = self._run_unit(step, unit, (key, shell), answers, timeout)
-            complete = ran and complete
+            complete = self._run_unit(step, unit, (key, shell), answers, timeout) and complete
         return complete
 
     def _value(self, ph: Placeholder, step: Step, action: Action) -> str:
@@ -156,7 +155,7 @@ class Performer:
 
         while True:
             result = self._attempt(step, unit, host, answers, timeout, on_output)
-            if result.outcome == Outcome.SHELL_DIED and host[0] != "local":
+            if result.outcome == Outcome.SHELL_DIED and parts.hosts.factory.remote(host[0]):
                 raise dropped(
                     nesting.named(step),
                     unit,

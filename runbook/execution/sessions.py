@@ -20,6 +20,7 @@ from runbook.shell import (
     Outcome,
     Session,
     SessionError,
+    Transport,
     local_transport,
     ssh_transport,
 )
@@ -45,17 +46,7 @@ class SiteShells:
     ) -> Session:
         """Return a session, not started, for ``host`` (a key of ``plan.host_key``): local,
         over ssh as configured, or over ssh as an ``ssh`` line says."""
-        config = ["-F", str(self.ssh_config)] if self.ssh_config is not None else []
-        words = connection_words(host)
-        spec = self.hosts.get(host, {}) if host != "local" else {}
-        target = spec.get("ssh") if isinstance(spec, Mapping) else None
-        if words is not None:
-            transport = ssh_transport(words[-1], options=[*config, *words[:-1]])
-        elif host == "local" or not target or target == "local":
-            transport = local_transport()
-        else:
-            options = spec.get("options", []) if isinstance(spec, Mapping) else []
-            transport = ssh_transport(str(target), options=[*config, *(str(o) for o in options)])
+        transport = self._transport(host)
         return Session(
             host=host_name(host),
             transport=transport,
@@ -66,6 +57,22 @@ class SiteShells:
             # run stops there, and a new connection is the next run's to make.
             restart=transport.local,
         )
+
+    def remote(self, host: str) -> bool:
+        """Whether the shell of ``host`` runs on another machine."""
+        return not self._transport(host).local
+
+    def _transport(self, host: str) -> Transport:
+        config = ["-F", str(self.ssh_config)] if self.ssh_config is not None else []
+        words = connection_words(host)
+        if words is not None:
+            return ssh_transport(words[-1], options=[*config, *words[:-1]])
+        spec = self.hosts.get(host, {}) if host != "local" else {}
+        target = spec.get("ssh") if isinstance(spec, Mapping) else None
+        if host == "local" or not target or target == "local":
+            return local_transport()
+        options = spec.get("options", []) if isinstance(spec, Mapping) else []
+        return ssh_transport(str(target), options=[*config, *(str(o) for o in options)])
 
     def answer(self, expect: str, send: str, *, secret: bool) -> Answer:
         """Return a declared answer."""

@@ -56,6 +56,9 @@ class ShellFactory(Protocol):
     ) -> Shell:
         """Return a shell, not started yet, for ``host``, starting in ``cwd`` when local."""
 
+    def remote(self, host: str) -> bool:
+        """Whether the shell of ``host`` runs on another machine."""
+
     def answer(self, expect: str, send: str, *, secret: bool) -> Any:
         """Return a declared answer for ``run``: type ``send`` when ``expect`` shows."""
 

@@ -128,6 +128,10 @@ def failure(
     )
 
 
+FAILED_SKIPPED = "a failed block was skipped"
+"""Why a step is incomplete when the operator skipped a block that failed."""
+
+
 class OutcomeUnknown(StepFailed):
     """The connection to a block's host dropped while it ran: whether it finished there is
     unknown, so its step has no recorded end."""
