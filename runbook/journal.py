@@ -10,9 +10,15 @@ Events, in the order a run writes them::
     tab           step, group (file:line), label, how (flag | only | asked)
     input         name, value (non-secret only) or secret=true, how (asked)
     step-start    step, title                                              (fsynced)
+    connect       step, origin, host, choice (connect | by-hand | skip), how (asked |
+                  unattended)
+    connected     step, host
     action-start  step, origin (file:line), host, kind, tabs
     action-end    step, origin, host, status, outcome, duration, …
-    action-confirmed  step, origin, choice (skip | by-hand | skip-failed)
+    action-confirmed  step, origin, choice (run | skip | by-hand | skip-failed), how
+                  (asked | option | connection-declined), option (--accept)
+    step-confirmed    step, choice (done | skip), how (asked | option), option (--by-hand)
+    step-unknown  step, reason   (its shell's connection dropped mid-block; fsynced)
     step-end      step, result (done | skipped | failed | stopped | interrupted | error),
                   duration                                                 (fsynced)
     tick          step, line              (after the guide's box was written)
