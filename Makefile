@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: all demo test lint docs serve bench clean system-packages-test system-packages-demo
+.PHONY: all demo test lint docs serve bench clean system-packages-test system-packages-demo \
+	system-packages-production production-servers demo-production-clean
 
 all: lint test docs
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-system-packages-test system-packages-demo: system-packages-%:
+system-packages-test system-packages-demo system-packages-production: system-packages-%:
 	@$(SYSTEM_PACKAGES) install $*
 
 ## demo: rehearse the parallel upgrade on this machine, end to end, with no questions asked
@@ -33,6 +34,17 @@ demo: system-packages-demo $(STAMP)
 	$(BIN)/runbook reset $(GUIDE)
 	$(BIN)/python sandbox/sbx provision
 	$(BIN)/runbook exec $(GUIDE) --yes --tab Sandbox --set site-name="Rehearsal site"
+
+## production-servers: start two rehearsal servers on this machine, old-server and new-server
+# (sshd and MariaDB each, see docs/rehearsal-production.md); `tools/production status` shows them.
+production-servers: system-packages-production
+	tools/production up
+
+# demo-production (rehearsing the guide's production path against these servers) goes here.
+
+## demo-production-clean: stop both rehearsal servers, keeping their data
+demo-production-clean:
+	tools/production down
 
 ## test: run the test suite
 test: system-packages-test $(STAMP)
