@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: all demo test lint docs serve bench clean system-packages-test system-packages-demo \
-	system-packages-production production-servers demo-production-clean
+	system-packages-production production-servers demo-production demo-production-clean
 
 all: lint test docs
 
@@ -40,7 +40,10 @@ demo: system-packages-demo $(STAMP)
 production-servers: system-packages-production
 	tools/production up
 
-# demo-production (rehearsing the guide's production path against these servers) goes here.
+## demo-production: rehearse the guide's Production database path on those two servers,
+# unattended, ending with `verified: N tables, counts equal, checksums equal`
+demo-production: system-packages-production $(STAMP)
+	tools/demo-production
 
 ## demo-production-clean: stop both rehearsal servers, keeping their data
 demo-production-clean:

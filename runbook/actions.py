@@ -176,7 +176,8 @@ def action_of(
     prompt = prompt_commands(code) if login is None else []
     options = dict(attrs)
     timeout = _timeout(options.get("timeout"), problem) if kind == "run" else None
-    answers = _answers(attrs, problem) if kind == "run" else ()
+    # Offered blocks may declare answers too: a person still says yes before they run.
+    answers = _answers(attrs, problem) if kind in ("run", "suggested") else ()
     commands = "\n".join(c for c, _, _ in prompt) if prompt else code
     placeholders = _placeholders(commands, "".join("\n" + a.send for a in answers), problem)
     return Action(

@@ -14,7 +14,7 @@ import click
 
 from runbook import __version__
 from runbook.errors import EXIT_INVALID, GuideError, RunbookError, UsageError, step_of
-from runbook.model import Runbook, rel
+from runbook.model import Origin, Runbook, rel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +27,14 @@ set_opt = click.option(
     metavar="NAME=VALUE",
     help="Give a variable or <placeholder> a value (repeatable).",
 )
+
+
+def _block(option: str, text: str) -> Origin:
+    """Read ``FILE:LINE`` naming a block."""
+    path, _, line = text.rpartition(":")
+    if not path or not line.isdigit():
+        raise UsageError(f"{option} {text!r} is not FILE:LINE", hint=f"write {option} FILE:LINE")
+    return Origin(Path(path).resolve(), int(line))
 
 
 def parse_sets(sets: Sequence[str], option: str = "--set") -> dict[str, str]:
@@ -297,6 +305,14 @@ def status_cmd(guide: Path, as_json: bool) -> None:
     metavar="N,M",
     help="Pass these steps as done by hand: nothing of them runs, they are recorded and ticked.",
 )
+@click.option(
+    "--by-hand-block",
+    "by_hand_blocks",
+    multiple=True,
+    metavar="FILE:LINE",
+    help="Pass the block starting there (as 'show' prints it) as done by hand: it does not "
+    "run and is recorded so (repeatable).",
+)
 @handled
 def exec_cmd(
     guide: Path,
@@ -313,6 +329,7 @@ def exec_cmd(
     skip_unknown: bool,
     accept: bool,
     by_hand: str | None,
+    by_hand_blocks: tuple[str, ...],
 ) -> None:
     """Run GUIDE: blocks marked .run execute, the rest is offered or confirmed, steps get ticked."""
     from runbook.execution import ExecOptions, Runner
@@ -347,6 +364,7 @@ def exec_cmd(
         skip_unknown=skip_unknown,
         accept=accept,
         by_hand=_numbers("--by-hand", by_hand),
+        by_hand_blocks=tuple(_block("--by-hand-block", b) for b in by_hand_blocks),
     )
     runner = Runner(
         book,

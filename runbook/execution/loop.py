@@ -300,6 +300,7 @@ class Runner:
         """Run the guide; return the exit code or raise a RunbookError saying what stopped it."""
         parts = self.parts
         plan.check_guide(self.book, self.guides, self.guide_arg)
+        plan.check_blocks([self.book, *self.guides.values()], self.options.by_hand_blocks)
         plan.check_tab_flags(self.book, self.options.tabs)
         steps = plan.select(self.book, self.options, self.guide_arg)
         self._check_before_running()

@@ -37,6 +37,8 @@ class Performer:
         an offered block or one to run; return (1 when it ran or was done by hand, else 0;
         why its step is incomplete, or empty)."""
         connections = self.connections
+        if plan.block_by_hand(action, self.parts.options):
+            return self._passed(step, action), ""
         if action.kind == "connect":
             return connections.connect(step, action), ""
         if connections.declined(action):
@@ -46,6 +48,23 @@ class Performer:
         else:
             ran, done = 1, self.execute(step, action)
         return ran, "" if done else FAILED_SKIPPED
+
+    def _passed(self, step: Step, action: Action) -> int:
+        """Pass a block named by ``--by-hand-block`` as done by hand, running nothing."""
+        parts = self.parts
+        parts.operator.code(
+            action, parts.inputs.preview(action.code), self.connections.place(action), ""
+        )
+        parts.records.write(
+            "action-confirmed",
+            step=step.number,
+            origin=str(action.origin),
+            choice="by-hand",
+            how="option",
+            option="--by-hand-block",
+        )
+        parts.console.line("  done by hand (--by-hand-block): not run", "yellow")
+        return 1
 
     def offer(self, step: Step, action: Action) -> tuple[int, bool]:
         """Offer a block to run; return (1 when it ran or was done by hand, else 0; whether

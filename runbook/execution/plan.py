@@ -75,6 +75,8 @@ class ExecOptions:
     """Run offered blocks without asking, as if the operator answered run (``--accept``)."""
     by_hand: tuple[int, ...] = ()
     """Steps passed as done by hand, never run (``--by-hand``)."""
+    by_hand_blocks: tuple[Origin, ...] = ()
+    """Blocks passed as done by hand, never run (``--by-hand-block FILE:LINE``)."""
 
 
 # -- checks and selection -------------------------------------------------------------------
@@ -159,6 +161,26 @@ def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
                 hint="name steps among those --only or --from select",
             )
     return steps
+
+
+def block_by_hand(action: Action, options: ExecOptions) -> bool:
+    """Whether ``--by-hand-block`` passes ``action`` as done by hand."""
+    return _resolved(action.origin) in options.by_hand_blocks
+
+
+def _resolved(origin: Origin) -> Origin:
+    return Origin(origin.path.resolve(), origin.line)
+
+
+def check_blocks(books: Iterable[Runbook], origins: Iterable[Origin]) -> None:
+    """Refuse a ``--by-hand-block`` that names no block of the guides a run reaches."""
+    known = {_resolved(a.origin) for book in books for step in book.steps for a in step.actions}
+    for origin in origins:
+        if origin not in known:
+            raise UsageError(
+                f"--by-hand-block {origin.shown}: no block starts there",
+                hint="give the file:line that 'runbook show' prints for the block",
+            )
 
 
 def pending(step: Step, options: ExecOptions) -> bool:
