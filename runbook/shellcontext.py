@@ -280,9 +280,19 @@ class Scanner:
 
     def arith(self, i: int, close: str, context: str = "") -> int:
         """Scan arithmetic up to ``close``: every placeholder there must be a number."""
-        src, n = self.src, len(self.src)
         label = context or {"))": "$(( ))", "]": "$[ ]"}[close]
-        limit = Limit("integer", label)
+        return self.nested(i, close, "()", "bare", Limit("integer", label))
+
+    def subscript(self, i: int, array: str) -> int:
+        """Scan an array subscript after ``[``: arithmetic unless the array is associative."""
+        if array in self.assoc:
+            return self.nested(i, "]", "[]", "word", None)
+        return self.nested(i, "]", "[]", "bare", Limit("integer", "an array subscript"))
+
+    def nested(self, i: int, close: str, pair: str, form: str, limit: Limit | None) -> int:
+        """Scan up to ``close`` outside the nesting ``pair`` of brackets: each placeholder a
+        ``form`` reference under ``limit``, expansions and quotes in their own contexts."""
+        src, n = self.src, len(self.src)
         depth = 0
         while i < n:
             if depth == 0 and src.startswith(close, i):
@@ -290,50 +300,21 @@ class Scanner:
                 return i + len(close)
             m = self.placeholder(i)
             if m:
-                self.use(m.group(1), "bare", limit)
+                self.use(m.group(1), form, limit)
                 i = m.end()
                 continue
             ch = src[i]
             if ch in "$`":
                 i = self.expansion(i)
-                continue
-            if ch == '"':
-                self.out.append('"')
-                i = self.double(i + 1, '"')
-                continue
-            depth += {"(": 1, ")": -1}.get(ch, 0)
-            self.out.append(ch)
-            i += 1
-        return i
-
-    def subscript(self, i: int, array: str) -> int:
-        """Scan an array subscript after ``[``: arithmetic unless the array is associative."""
-        src, n = self.src, len(self.src)
-        limit = None if array in self.assoc else Limit("integer", "an array subscript")
-        depth = 0
-        while i < n:
-            ch = src[i]
-            if ch == "]" and depth == 0:
-                self.out.append("]")
-                return i + 1
-            m = self.placeholder(i)
-            if m:
-                self.use(m.group(1), "word" if limit is None else "bare", limit)
-                i = m.end()
-                continue
-            if ch in "$`":
-                i = self.expansion(i)
-                continue
-            if ch == "'":
+            elif ch == "'":
                 i = self.single(i + 1)
-                continue
-            if ch == '"':
+            elif ch == '"':
                 self.out.append('"')
                 i = self.double(i + 1, '"')
-                continue
-            depth += {"[": 1, "]": -1}.get(ch, 0)
-            self.out.append(ch)
-            i += 1
+            else:
+                depth += {pair[0]: 1, pair[1]: -1}.get(ch, 0)
+                self.out.append(ch)
+                i += 1
         return i
 
     def parameter(self, i: int) -> int:
