@@ -112,13 +112,8 @@ class Connections:
         shown = "to do by hand" if how == "d" else "skipped"
         operator.code(action, parts.inputs.preview(action.code), name, shown)
         done = how == "d" and operator.done_there(name)
-        parts.records.write(
-            "action-confirmed",
-            step=step.number,
-            origin=str(action.origin),
-            choice="by-hand" if done else "skip",
-            how="connection-declined",
-            host=key,
+        parts.records.confirmed(
+            step, action, "by-hand" if done else "skip", how="connection-declined", host=key
         )
         if done or action.kind != "run":
             return int(done), ""

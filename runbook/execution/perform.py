@@ -55,14 +55,7 @@ class Performer:
         parts.operator.code(
             action, parts.inputs.preview(action.code), self.connections.place(action), ""
         )
-        parts.records.write(
-            "action-confirmed",
-            step=step.number,
-            origin=str(action.origin),
-            choice="by-hand",
-            how="option",
-            option="--by-hand-block",
-        )
+        parts.records.confirmed(step, action, "by-hand", how="option", option="--by-hand-block")
         parts.console.line("  done by hand (--by-hand-block): not run", "yellow")
         return 1
 
@@ -79,24 +72,11 @@ class Performer:
             "run as accepted (--accept)" if accept else "",
         )
         if accept:
-            records.write(
-                "action-confirmed",
-                step=step.number,
-                origin=str(action.origin),
-                choice="run",
-                how="option",
-                option="--accept",
-            )
+            records.confirmed(step, action, "run", how="option", option="--accept")
             return 1, self.execute(step, action)
         choice = operator.offer()
         if choice in ("s", "d"):
-            records.write(
-                "action-confirmed",
-                step=step.number,
-                origin=str(action.origin),
-                choice={"s": "skip", "d": "by-hand"}[choice],
-                how="asked",
-            )
+            records.confirmed(step, action, {"s": "skip", "d": "by-hand"}[choice], how="asked")
             return int(choice == "d"), True
         if choice == "e":
             edited = operator.edit(action.code)
@@ -188,12 +168,7 @@ class Performer:
                 return True
             choice = operator.after_failure(what)
             if choice == "s":
-                parts.records.write(
-                    "action-confirmed",
-                    step=step.number,
-                    origin=str(unit.action.origin),
-                    choice="skip-failed",
-                )
+                parts.records.confirmed(step, unit.action, "skip-failed")
                 return False
             if choice == "q":
                 if result.outcome == Outcome.INTERRUPTED:

@@ -27,7 +27,7 @@ from runbook.journal import (
     step_states,
 )
 from runbook.lock import Lock, lock_name
-from runbook.model import Runbook, Step
+from runbook.model import Action, Runbook, Step
 from runbook.state import Tick, apply_ticks, check_writable, digest, file_digest
 
 
@@ -99,6 +99,12 @@ class Records:
     def write(self, event: str, *, sync: bool = False, **fields: Any) -> None:
         """Append one record; with ``sync``, make it durable before returning."""
         self.journal.write(event, sync=sync, **fields)
+
+    def confirmed(self, step: Step, action: Action, choice: str, **how: Any) -> None:
+        """Record what became of a block a person (or an option) decided about."""
+        self.write(
+            "action-confirmed", step=step.number, origin=str(action.origin), choice=choice, **how
+        )
 
     def mark(self, text: str) -> None:
         """Write a marker line into the transcript, so its output can be told apart."""
