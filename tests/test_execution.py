@@ -1054,7 +1054,7 @@ def a_local_shell_that_dies_mid_block_is_a_failure_not_an_unknown(tmp: Path) -> 
 
     guide = write(tmp, "g.md", TWO_STEPS)
     done = run(guide, shells=FakeShells(died))
-    assert isinstance(done.error, StepFailed) and "ended the shell" in done.error.message
+    assert isinstance(done.error, StepFailed) and "ended its shell (status 3)" in done.error.message
     assert [r["result"] for r in done.records() if r["event"] == "step-end"] == ["failed"]
 
 

@@ -168,6 +168,25 @@ def test_a_connection_dropped_mid_block_leaves_an_unknown_outcome(
     assert "* [x] 1. There" in guide.read_text()
 
 
+def test_a_block_that_ends_its_remote_shell_is_a_failed_block(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """`exit 3` on the server is the block's own doing, not a dropped connection."""
+    guide = site(sshd, tmp_path) / "e.md"
+    guide.write_text(
+        "# E\n\n* [ ] 1. There\n\n### 1. There\n\n"
+        "    ssh <username>@old-server\n\n"
+        "```bash { .run }\nexit 3\n```\n"
+    )
+    code, text = exec_guide(guide, LOGIN)
+    assert code == 1, text
+    assert "ended its shell (status 3)" in text
+    assert "unknown" not in text
+    assert "* [ ] 1. There" in guide.read_text()
+    steps = [(r["event"], r.get("result")) for r in records(tmp_path) if r.get("step") == 1]
+    assert ("step-end", "failed") in steps
+
+
 def test_a_declined_connection_s_blocks_are_done_by_hand(sshd: SshServer, tmp_path: Path) -> None:
     guide = site(sshd, tmp_path) / "c.md"
     marker = tmp_path / "ran-somewhere"

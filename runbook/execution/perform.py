@@ -16,6 +16,9 @@ from runbook.execution.verdict import FAILED_SKIPPED, Result, dropped, failure, 
 from runbook.inputs import preview
 from runbook.model import Action, Outcome, Placeholder, Step
 
+# ssh's own status for a connection that failed or dropped; any other status is the remote
+# shell's own (`exit 3` in a block), which the block chose.
+SSH_FAILED = 255
 # Output kept per `$ ` command for comparison; longer output fails the comparison.
 _CAPTURE_LIMIT = 1 << 20
 
@@ -154,7 +157,11 @@ class Performer:
 
         while True:
             result = self._attempt(step, unit, host, answers, timeout, on_output)
-            if result.outcome == Outcome.SHELL_DIED and parts.hosts.factory.remote(host[0]):
+            if (
+                result.outcome == Outcome.SHELL_DIED
+                and parts.hosts.factory.remote(host[0])
+                and result.status in (None, SSH_FAILED)
+            ):
                 raise dropped(
                     nesting.named(step),
                     unit,

@@ -86,8 +86,8 @@ def judge(
         return f"is waiting for input: {result.last_line!r}"
     if outcome == Outcome.SHELL_DIED:
         return (
-            f"ended the shell (status {result.status}); a fresh shell replaced it, so the "
-            "working directory and variables were reset"
+            f"ended its shell (status {result.status}): that shell's working directory and "
+            "variables are gone"
         )
     return f"ended with {outcome}"
 
