@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from runbook import runtime
 from runbook.errors import StateError, step_of
+from runbook.journal import record_hand_changes
 from runbook.model import Runbook
 from runbook.state import Snapshot, Tick, apply_ticks
 
@@ -38,20 +40,32 @@ def set_steps(book: Runbook, numbers: Iterable[int], checked: bool) -> list[int]
     ticks = ticks_for(book, wanted, checked)
     changed = [n for n in wanted if (s := book.step(n)) is not None and s.checked != checked]
     if ticks:
-        apply_ticks(
-            book.path, ticks, snapshot=snapshot(book), lock_dir=runtime.locks(runtime.prepare(book))
-        )
+        folder = runtime.prepare(book)
+        apply_ticks(book.path, ticks, snapshot=snapshot(book), lock_dir=runtime.locks(folder))
+        how = "check" if checked else "uncheck"
+        _record(book, folder, [(n, None, checked) for n in changed], how)
     return changed
+
+
+def _record(
+    book: Runbook, folder: Path, changes: list[tuple[int, int | None, bool]], how: str
+) -> None:
+    # The run's own journal, whether or not a run holds the guide: its appends are whole
+    # lines, so a record from here never tears one of the run's.
+    record_hand_changes(runtime.journal_path(folder, book.path), changes, how)
 
 
 def reset(book: Runbook) -> list[int]:
     """Clear every ticked item of the overview checklist; return the step numbers cleared."""
     items = [item for item in book.checklist if item.checked]
+    cleared = [i.number for i in items if i.number is not None]
     if items:
+        folder = runtime.prepare(book)
         apply_ticks(
             book.path,
             [Tick(i.origin.path, i.origin.line, False, i.text) for i in items],
             snapshot=snapshot(book),
-            lock_dir=runtime.locks(runtime.prepare(book)),
+            lock_dir=runtime.locks(folder),
         )
-    return [i.number for i in items if i.number is not None]
+        _record(book, folder, [(n, None, False) for n in cleared], "reset")
+    return cleared

@@ -245,18 +245,20 @@ def reset_cmd(guide: Path) -> None:
 @json_opt
 @handled
 def status_cmd(guide: Path, as_json: bool) -> None:
-    """Show GUIDE's progress: steps done, the next step, and the last run."""
-    from runbook.journal import last_run_of
+    """Show GUIDE's progress: steps done (by a run or by hand, by whom, when), the next
+    step, and the last run."""
+    from runbook.journal import last_run_of, step_marks_of
     from runbook.report import status_json, status_text
 
     book = _load(guide)
     last = last_run_of(book)
+    marks = step_marks_of(book)
     if as_json:
-        data = status_json(book, last)
+        data = status_json(book, last, marks)
         data.pop("last_run_text")
         _emit(data)
     else:
-        click.echo(status_text(book, last))
+        click.echo(status_text(book, last, marks))
 
 
 @main.command("exec")

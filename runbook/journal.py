@@ -27,7 +27,16 @@ Events, in the order a run writes them::
     step-resolved step, choice            (what to do with an unknown outcome; fsynced)
     run-end       result, duration                                         (fsynced)
 
-Every record also carries ``time``, ``run`` (the run id) and ``who`` (``user@host``).
+``runbook check``, ``uncheck`` and ``reset`` write to the same journal, one record per box
+they changed, under a run id of their own (no ``run-start``), whether or not a run holds
+the guide::
+
+    check         step, how (check), by (the person), sub (the sub-checklist item's number,
+                  for ``check N.M``)
+    uncheck       step, how (uncheck | reset), by, sub
+
+Every record also carries ``time``, ``run`` (the run id) and ``who`` (``person@host``, the
+person as ``runbook.users.person`` names them).
 """
 
 from __future__ import annotations
@@ -36,15 +45,16 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from runbook.lock import read_holder
+from runbook.errors import LockedError
+from runbook.lock import LockHolder, read_holder
 from runbook.model import Runbook
 from runbook.runtime import folder_of, journal_path, run_lock_file
-from runbook.users import who
+from runbook.users import person, this_host, who
 
 
 def now() -> str:
@@ -234,6 +244,8 @@ class LastRun:
     """Steps of any run whose outcome is unknown (started, no recorded end)."""
     running: bool = False
     """Whether the run still holds the guide's lock (set by the caller, who knows the lock)."""
+    in_progress: tuple[int, ...] = ()
+    """Steps the live run started and has not ended yet: running, not unknown."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the run as plain data (``runbook status --json``)."""
@@ -248,6 +260,7 @@ class LastRun:
             "steps": [{"number": n, "result": r, "duration": d} for n, r, d in self.steps],
             "unknown": list(self.unknown),
             "running": self.running,
+            "in_progress": list(self.in_progress),
         }
 
     def text(self) -> str:
@@ -264,6 +277,9 @@ class LastRun:
             lines.append(
                 "  steps: " + ", ".join(f"{n} {r} ({_seconds(d)})" for n, r, d in self.steps)
             )
+        if self.in_progress:
+            numbers = ", ".join(str(n) for n in self.in_progress)
+            lines.append(f"  running now: step {numbers}")
         if self.unknown:
             numbers = ", ".join(str(n) for n in self.unknown)
             lines.append(
@@ -336,6 +352,90 @@ def last_run_of(book: Runbook) -> LastRun | None:
     found = last_run(journal_path(runtime, book.path))
     if found is None:
         return None
-    holder = read_holder(run_lock_file(runtime, book.path))
-    running = holder is not None and holder.kind == "run" and not holder.is_stale()
-    return replace(found, running=running and found.ended is None)
+    if found.ended is not None or live_run_holder(book) is None:
+        return found
+    # The live run's own started step is running, not an unknown outcome.
+    unknown = unknown_steps(journal_path(runtime, book.path))
+    return replace(
+        found,
+        running=True,
+        unknown=tuple(s.step for s in unknown if s.run != found.run),
+        in_progress=tuple(s.step for s in unknown if s.run == found.run),
+    )
+
+
+def live_run_holder(book: Runbook) -> LockHolder | None:
+    """Return who holds ``book``'s run lock, when a live process does; reads only.
+
+    A cheap look, not the lock: ``exec`` uses it to refuse a held guide before asking
+    anything, and still takes the lock itself before it writes.
+    """
+    holder = read_holder(run_lock_file(folder_of(book), book.path))
+    if holder is None or holder.kind != "run" or holder.is_stale():
+        return None
+    return holder
+
+
+def refuse_live_run(book: Runbook) -> None:
+    """Refuse ``book`` while another live run holds it, naming the holder (LockedError)."""
+    holder = live_run_holder(book)
+    if holder is None or (holder.pid == os.getpid() and holder.host == this_host()):
+        return
+    raise LockedError(
+        f"{book.path} is locked by a run: {holder.describe()}",
+        path=book.path,
+        hint="wait for it to finish (nothing was asked or run); 'runbook status' shows where it is",
+    )
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Who set a step's box, and how, as the journal records it."""
+
+    how: str
+    """``exec`` (a run ticked it) or ``check`` (``runbook check``)."""
+    by: str
+    """The person (``runbook.users.person`` of the process that wrote the record)."""
+    at: str
+    """When (ISO 8601)."""
+
+
+def step_marks(path: Path) -> dict[int, Mark]:
+    """Return, per step, the record that explains its ticked box: the latest tick or check,
+    unless an uncheck (or reset) came after it. A ticked box with no mark was ticked in the
+    file itself."""
+    marks: dict[int, Mark] = {}
+    for rec in read_records(path):
+        event, step = rec.get("event"), rec.get("step")
+        if not isinstance(step, int) or isinstance(step, bool) or rec.get("sub") is not None:
+            continue
+        if event in ("tick", "check"):
+            by = rec.get("by") or str(rec.get("who", "?")).rpartition("@")[0] or "?"
+            how = "exec" if event == "tick" else "check"
+            marks[step] = Mark(how=how, by=str(by), at=str(rec.get("time")))
+        elif event == "uncheck":
+            marks.pop(step, None)
+    return marks
+
+
+def step_marks_of(book: Runbook) -> dict[int, Mark]:
+    """Return ``step_marks`` of ``book``'s journal; reads only, creates nothing."""
+    return step_marks(journal_path(folder_of(book), book.path))
+
+
+def record_hand_changes(
+    journal: Path, changes: Iterable[tuple[int, int | None, bool]], how: str
+) -> None:
+    """Append a ``check`` or ``uncheck`` record per changed box: (step, sub-item number or
+    None, whether it is now ticked), all made ``how`` (``check``, ``uncheck``, ``reset``)."""
+    wanted = list(changes)
+    if not wanted:
+        return
+    records = Journal(journal, new_run_id())
+    try:
+        for step, sub, checked in wanted:
+            extra = {} if sub is None else {"sub": sub}
+            event = "check" if checked else "uncheck"
+            records.write(event, sync=True, step=step, how=how, by=person(), **extra)
+    finally:
+        records.close()

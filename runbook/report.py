@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +12,7 @@ from runbook.inputs import how_to_give
 from runbook.model import Action, Diagnostic, Origin, Placeholder, Runbook, Step, rel
 
 if TYPE_CHECKING:
-    from runbook.journal import LastRun
+    from runbook.journal import LastRun, Mark
 
 
 # -- what runs report, for the dry run and the summary ---------------------------------------
@@ -236,13 +236,28 @@ def step_text(book: Runbook, step: Step) -> str:
     return "\n".join(out)
 
 
-def status_json(book: Runbook, last: LastRun | None) -> dict[str, Any]:
-    """Describe a guide's progress and ``last``, its last run (``runbook status --json``)."""
+def step_marks_json(step: Step, mark: Mark | None) -> dict[str, Any]:
+    """Describe whether ``step`` is done, by whom, how and when (``mark``, its journal
+    record): ``how`` is ``exec`` or ``check`` from the journal, ``file`` for a box ticked
+    with no record that explains it (an editor), null for a step not done."""
+    if not step.checked:
+        return {"number": step.number, "done": False, "by": None, "how": None, "at": None}
+    if mark is None:
+        return {"number": step.number, "done": True, "by": None, "how": "file", "at": None}
+    return {"number": step.number, "done": True, "by": mark.by, "how": mark.how, "at": mark.at}
+
+
+def status_json(
+    book: Runbook, last: LastRun | None, marks: Mapping[int, Mark] | None = None
+) -> dict[str, Any]:
+    """Describe a guide's progress, who did each step and how (``marks``, from the journal),
+    and ``last``, its last run (``runbook status --json``)."""
     done = [s.number for s in book.steps if s.checked]
     pending = [s for s in book.steps if not s.checked]
+    marks = marks or {}
     return {
         "guide": rel(book.path),
-        "steps": len(book.steps),
+        "steps": [step_marks_json(s, marks.get(s.number)) for s in book.steps],
         "done": done,
         "next": {"number": pending[0].number, "title": pending[0].title} if pending else None,
         "tracked": bool(book.checklist),
@@ -251,11 +266,18 @@ def status_json(book: Runbook, last: LastRun | None) -> dict[str, Any]:
     }
 
 
-def status_text(book: Runbook, last: LastRun | None) -> str:
-    """Describe a guide's progress and ``last``, its last run, for a person."""
-    data = status_json(book, last)
+def status_text(
+    book: Runbook, last: LastRun | None, marks: Mapping[int, Mark] | None = None
+) -> str:
+    """Describe a guide's progress, who did each step, and ``last``, its last run."""
+    data = status_json(book, last, marks)
     lines = [f"{book.title}  ({data['guide']})"]
-    lines.append(f"progress: {len(data['done'])} of {data['steps']} steps done")
+    lines.append(f"progress: {len(data['done'])} of {len(data['steps'])} steps done")
+    for step in data["steps"]:
+        if step["how"] == "file":
+            lines.append(f"  [x] {step['number']}  ticked in the file (no record of who)")
+        elif step["done"]:
+            lines.append(f"  [x] {step['number']}  {step['how']} by {step['by']} at {step['at']}")
     nxt = data["next"]
     lines.append(f"next: step {nxt['number']}. {nxt['title']}" if nxt else "all steps done")
     if not data["tracked"]:

@@ -21,9 +21,18 @@ def this_host() -> str:
     return socket.gethostname()
 
 
+def person() -> str:
+    """Return the person behind this command: ``SUDO_USER`` when set, else the login name.
+
+    Under sudo the process runs as root, but records must name the person who typed the
+    command, so journals and ``status`` say who did a step.
+    """
+    return os.environ.get("SUDO_USER") or current_user()
+
+
 def who() -> str:
-    """Return ``user@host``: who a journal says ran a step."""
-    return f"{current_user()}@{this_host()}"
+    """Return ``person@host``: who a journal says ran or ticked a step."""
+    return f"{person()}@{this_host()}"
 
 
 def owner_name(uid: int) -> str:

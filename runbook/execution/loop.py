@@ -32,7 +32,7 @@ from runbook.execution.shells import Hosts, ShellFactory
 from runbook.execution.signals import Signals
 from runbook.execution.tabs import TabChoices
 from runbook.execution.verdict import FAILED_SKIPPED, OutcomeUnknown, result_of, step_result
-from runbook.journal import StepState
+from runbook.journal import StepState, refuse_live_run
 from runbook.model import Diagnostic, Directive, Runbook, Step, rel
 from runbook.redact import Redactor
 from runbook.report import StepResult, diagnostic_text
@@ -304,6 +304,9 @@ class Runner:
         plan.check_tab_flags(self.book, self.options.tabs)
         steps = plan.select(self.book, self.options, self.guide_arg)
         self._check_before_running()
+        if not self.options.dry_run:
+            # A held guide is said before any question; the lock itself is taken below.
+            refuse_live_run(self.book)
         self._collect_values(steps)
         if self.options.dry_run:
             self._dry_run(steps)
