@@ -157,7 +157,7 @@ def production_blocks(snippet: str) -> list[str]:
     """The bash blocks of a snippet's Production tab, dedented, in document order."""
     text = (SNIPPETS / snippet).read_text(encoding="utf-8")
     production = text.split('=== "Sandbox"', 1)[0]
-    blocks = re.findall(r"^( *)```bash\n(.*?)^\1```$", production, re.M | re.S)
+    blocks = re.findall(r"^( *)```bash(?: \{[^}\n]*\})?\n(.*?)^\1```$", production, re.M | re.S)
     return [textwrap.dedent(body) for _, body in blocks]
 
 
