@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from runbook import runtime
-from runbook.errors import StateError, step_of
+from runbook.errors import StateError, UsageError, step_of
 from runbook.journal import record_hand_changes
-from runbook.model import Runbook
+from runbook.model import CheckItem, Runbook
 from runbook.state import Snapshot, Tick, apply_ticks
 
 
@@ -36,15 +36,64 @@ def ticks_for(book: Runbook, numbers: Iterable[int], checked: bool) -> list[Tick
 
 def set_steps(book: Runbook, numbers: Iterable[int], checked: bool) -> list[int]:
     """Tick (or clear) steps ``numbers``; return the numbers whose box changed."""
-    wanted = list(numbers)
-    ticks = ticks_for(book, wanted, checked)
-    changed = [n for n in wanted if (s := book.step(n)) is not None and s.checked != checked]
+    return [n for n, _ in set_parts(book, [(n, None) for n in numbers], checked)]
+
+
+def set_parts(
+    book: Runbook, refs: Iterable[tuple[int, int | None]], checked: bool
+) -> list[tuple[int, int | None]]:
+    """Tick (or clear) steps and sub-checklist items: ``(N, None)`` is step N's overview
+    item, ``(N, M)`` the M-th ``- [ ]`` item inside step N. Return those whose box changed;
+    each gets a journal record."""
+    wanted = list(refs)
+    ticks: list[Tick] = []
+    changed: list[tuple[int, int | None]] = []
+    for number, sub in wanted:
+        if sub is None:
+            ticks.extend(ticks_for(book, [number], checked))
+            is_set = step_of(book, number).checked
+        else:
+            item = sub_item(book, number, sub)
+            ticks.append(Tick(item.origin.path, item.origin.line, checked, item.text))
+            is_set = item.checked
+        if is_set != checked and (number, sub) not in changed:
+            changed.append((number, sub))
     if ticks:
         folder = runtime.prepare(book)
         apply_ticks(book.path, ticks, snapshot=snapshot(book), lock_dir=runtime.locks(folder))
         how = "check" if checked else "uncheck"
-        _record(book, folder, [(n, None, checked) for n in changed], how)
+        _record(book, folder, [(n, m, checked) for n, m in changed], how)
     return changed
+
+
+def sub_item(book: Runbook, number: int, sub: int) -> CheckItem:
+    """Return item ``sub`` (from 1) of step ``number``'s sub-checklist, or refuse clearly."""
+    step = step_of(book, number)
+    if not step.subchecks:
+        raise UsageError(
+            f"step {number} has no sub-checklist ('- [ ] …' items under it), so there is no "
+            f"item {number}.{sub} to tick",
+            path=step.origin.path,
+            line=step.origin.line,
+            hint=f"tick the whole step with 'runbook check GUIDE {number}'; 'runbook show "
+            f"GUIDE {number}.{sub}' shows part {sub} of it",
+        )
+    if not 1 <= sub <= len(step.subchecks):
+        raise UsageError(
+            f"step {number} has {len(step.subchecks)} sub-checklist items, not {sub}",
+            path=step.origin.path,
+            line=step.origin.line,
+            hint=f"'runbook show GUIDE {number}' lists them",
+        )
+    item = step.subchecks[sub - 1]
+    if not item.in_guide:
+        raise StateError(
+            f"item {number}.{sub} is in a snippet, and runbook writes only the guide itself",
+            path=item.origin.path,
+            line=item.origin.line,
+            hint="tick it by hand in your notes, or move the item into the guide",
+        )
+    return item
 
 
 def _record(

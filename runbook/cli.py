@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ import click
 
 from runbook import __version__
 from runbook.errors import EXIT_INVALID, GuideError, RunbookError, UsageError, step_of
-from runbook.model import Origin, Runbook, rel
+from runbook.model import Origin, Runbook, Step, SubStep, rel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,20 +134,48 @@ main.add_command(list_cmd, "plan")
 
 @main.command("show")
 @guide_arg
-@click.argument("step", type=int)
+@click.argument("step", metavar="STEP")
 @json_opt
 @set_opt
 @handled
-def show_cmd(guide: Path, step: int, as_json: bool, sets: tuple[str, ...]) -> None:
-    """Show step STEP of GUIDE in full: warnings, blocks and where they come from."""
+def show_cmd(guide: Path, step: str, as_json: bool, sets: tuple[str, ...]) -> None:
+    """Show step STEP of GUIDE in full (N), or one part of it (N.M: its M-th numbered
+    sub-heading): warnings, blocks and where they come from."""
     from runbook.report import step_json, step_text
 
+    number, sub = step_ref("STEP", step)
     book = _load(guide, sets)
-    found = step_of(book, step)
+    found = step_of(book, number)
+    part = None if sub is None else substep_of(found, sub)
+    if part is not None:
+        # The part as a step of its own: its blocks, under the step's number and warnings.
+        found = replace(
+            found, title=f"{found.title} › {sub}. {part.title}", actions=part.actions, subchecks=()
+        )
     if as_json:
-        _emit(step_json(found) | {"code": [a.code for a in found.actions]})
+        data = step_json(found) | {"code": [a.code for a in found.actions]}
+        if part is not None:
+            data["substep"] = {"number": sub, "title": part.title, "origin": part.origin.shown}
+        _emit(data)
     else:
         click.echo(step_text(book, found))
+
+
+def substep_of(step: Step, sub: int) -> SubStep:
+    """Return part ``sub`` of ``step``, or refuse naming the parts it has."""
+    if 1 <= sub <= len(step.substeps):
+        return step.substeps[sub - 1]
+    has = (
+        f"has {len(step.substeps)} numbered sub-headings"
+        if step.substeps
+        else "has no numbered sub-headings ('#### 1. …')"
+    )
+    raise UsageError(
+        f"step {step.number} {has}, so there is no part {step.number}.{sub}",
+        path=step.origin.path,
+        line=step.origin.line,
+        hint=f"'runbook show GUIDE {step.number}' shows the whole step",
+    )
 
 
 @main.command("render")
@@ -198,32 +227,33 @@ def lint_cmd(paths: tuple[Path, ...], as_json: bool, verbose: bool) -> None:
         sys.exit(EXIT_INVALID)
 
 
-def _set(guide: Path, steps: tuple[int, ...], checked: bool) -> None:
-    from runbook.checklist import set_steps
+def _set(guide: Path, steps: tuple[str, ...], checked: bool) -> None:
+    from runbook.checklist import set_parts
 
-    book = _load(guide)
-    changed = set_steps(book, steps, checked)
+    refs = [step_ref("STEPS", s) for s in steps]
+    changed = set_parts(_load(guide), refs, checked)
     verb = "ticked" if checked else "cleared"
-    for number in steps:
-        state = verb if number in changed else f"already {verb}"
-        click.echo(f"step {number}: {state}")
+    for ref, text in zip(refs, steps, strict=True):
+        state = verb if ref in changed else f"already {verb}"
+        click.echo(f"{'item' if ref[1] else 'step'} {text}: {state}")
 
 
 @main.command("check")
 @guide_arg
-@click.argument("steps", nargs=-1, type=int, required=True)
+@click.argument("steps", nargs=-1, required=True)
 @handled
-def check_cmd(guide: Path, steps: tuple[int, ...]) -> None:
-    """Tick STEPS in GUIDE's overview checklist (only the box characters change)."""
+def check_cmd(guide: Path, steps: tuple[str, ...]) -> None:
+    """Tick STEPS in GUIDE's overview checklist (only the box characters change); N.M ticks
+    item M of step N's sub-checklist."""
     _set(guide, steps, True)
 
 
 @main.command("uncheck")
 @guide_arg
-@click.argument("steps", nargs=-1, type=int, required=True)
+@click.argument("steps", nargs=-1, required=True)
 @handled
-def uncheck_cmd(guide: Path, steps: tuple[int, ...]) -> None:
-    """Clear STEPS in GUIDE's overview checklist."""
+def uncheck_cmd(guide: Path, steps: tuple[str, ...]) -> None:
+    """Clear STEPS in GUIDE's overview checklist (N.M: item M of step N's sub-checklist)."""
     _set(guide, steps, False)
 
 
@@ -379,14 +409,32 @@ def exec_cmd(
     sys.exit(runner.run())
 
 
+def step_ref(flag: str, text: str) -> tuple[int, int | None]:
+    """Read a step (``3``) or one part of it (``3.2``): (3, None) or (3, 2).
+
+    The one reader of step numbers for every command: ``show``, ``check``, ``uncheck``,
+    ``exec --only`` and ``--by-hand``.
+    """
+    head, dot, tail = text.strip().partition(".")
+    if head.isdigit() and (not dot or tail.isdigit()):
+        return int(head), int(tail) if dot else None
+    raise UsageError(
+        f"{flag} {text!r} is not a step number", hint=f"write {flag} 3, or 3.2 for part 2 of step 3"
+    )
+
+
 def _numbers(flag: str, value: str | None) -> tuple[int, ...]:
-    """Read a list of step numbers (``3,5``)."""
-    try:
-        return tuple(int(n) for n in value.split(",")) if value else ()
-    except ValueError:
-        raise UsageError(
-            f"{flag} {value!r} is not a list of step numbers", hint=f"write {flag} 3,5"
-        ) from None
+    """Read a list of whole steps (``3,5``); a part (``3.2``) is refused: a run ticks only
+    whole steps, and running part of one is not supported."""
+    refs = [step_ref(flag, n) for n in value.split(",")] if value else []
+    for number, sub in refs:
+        if sub is not None:
+            raise UsageError(
+                f"{flag} {number}.{sub}: exec runs whole steps, not parts of one",
+                hint=f"run step {number} whole ({flag} {number}), or see 'runbook show GUIDE "
+                f"{number}.{sub}' and do that part by hand",
+            )
+    return tuple(number for number, _ in refs)
 
 
 def load_nested(book: Runbook, sets: Mapping[str, str]) -> dict[Path, Runbook]:

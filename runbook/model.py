@@ -276,6 +276,22 @@ class CheckItem:
 
 
 @dataclass(frozen=True)
+class SubStep:
+    """Part M of a step (``3.2``): the step's M-th numbered sub-heading (``#### 2. …``) and
+    the blocks under it, up to the next heading of the same or a higher level, the end of
+    the tab or admonition holding the heading, or the step's end."""
+
+    number: int
+    """Its place among the step's numbered sub-headings, from 1 (the M of ``N.M``)."""
+    title: str
+    """The sub-heading's text without its number."""
+    origin: Origin
+    """Where the sub-heading is."""
+    actions: tuple[Action, ...] = ()
+    """The step's blocks in this part, in document order."""
+
+
+@dataclass(frozen=True)
 class Step:
     """A numbered step of the guide."""
 
@@ -294,7 +310,7 @@ class Step:
     admonitions: tuple[Admonition, ...] = ()
     """Admonitions in document order."""
     subchecks: tuple[CheckItem, ...] = ()
-    """Task-list items inside the step: shown, never written."""
+    """Task-list items inside the step: shown; written only by ``runbook check N.M``."""
     directives: tuple[Directive, ...] = ()
     """``<!-- runbook: … -->`` instructions, in document order."""
     tab_paths: tuple[tuple[TabRef, ...], ...] = ()
@@ -304,6 +320,8 @@ class Step:
     """The step's rendered markdown (heading excluded)."""
     end_line: int = 0
     """The rendered line after the step's last line (0-based, exclusive)."""
+    substeps: tuple[SubStep, ...] = ()
+    """Its parts, one per numbered sub-heading at the shallowest level that has them."""
 
     @property
     def checked(self) -> bool:

@@ -23,6 +23,7 @@ from runbook.model import (
     Rendered,
     Runbook,
     Step,
+    SubStep,
 )
 from runbook.walk import (
     Found,
@@ -227,6 +228,7 @@ def _steps(
             tab_paths=tuple(path for _, path in tab_paths_by.get(idx, [])),
             body="\n".join(walker.lines[start + 1 : stop]).strip("\n"),
             end_line=stop,
+            substeps=_substeps(walker, found.headings, h.level, (start, stop), actions),
         )
         steps.append(step)
         if item is None and items:
@@ -400,6 +402,46 @@ def _page_heading(walker: Walker, headings: list[Heading], number: int, title: s
             f"number the heading '{'#' * head.level} {number}. …', or fix the nav title",
         )
     return Heading(head.line, head.level, head.text, number, head.title, True)
+
+
+def _substeps(
+    walker: Walker,
+    headings: list[Heading],
+    level: int,
+    span: tuple[int, int],
+    actions: list[tuple[int, Action]],
+) -> tuple[SubStep, ...]:
+    """The step's parts (``N.M``): its numbered sub-headings at the shallowest level below
+    the step's, each with the blocks up to the next heading as high, or the first line
+    indented less than the sub-heading (its tab or admonition ends), or the step's end."""
+    start, stop = span
+    inside = [h for h in headings if start < h.line < stop]
+    numbered = [h for h in inside if h.number is not None and h.level > level]
+    if not numbered:
+        return ()
+    sub_level = min(h.level for h in numbered)
+    parts = []
+    for place, head in enumerate((h for h in numbered if h.level == sub_level), 1):
+        end = next((h.line for h in inside if h.line > head.line and h.level <= sub_level), stop)
+        indent = _indent(walker.lines[head.line])
+        for ln in range(head.line + 1, end):
+            text = walker.lines[ln]
+            if text.strip() and _indent(text) < indent:
+                end = ln
+                break
+        parts.append(
+            SubStep(
+                number=place,
+                title=head.title,
+                origin=walker.origin(head.line),
+                actions=tuple(a for ln, a in actions if head.line < ln < end),
+            )
+        )
+    return tuple(parts)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
 
 
 def _group(

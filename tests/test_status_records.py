@@ -252,3 +252,105 @@ def test_exec_on_a_held_guide_is_refused_before_asking_for_inputs(
     # A dry run writes nothing and still shows the plan.
     dry = run_cli(guide.parent, "exec", "--dry-run", "--set", "name=x", guide.name)
     assert dry.returncode == 0, dry.stderr
+
+
+# -- 5. sub-steps: N.M -----------------------------------------------------------------------
+
+PARTS = """# G
+
+* [ ] 1. Go
+* [ ] 2. Two
+
+### 1. Go
+
+=== "Production"
+
+    #### 1. First
+
+    ```bash { .run }
+    echo first
+    ```
+
+    #### 2. Second
+
+    ```bash { .run }
+    echo second
+    ```
+
+=== "Sandbox"
+
+    ```bash { .run }
+    echo sandbox
+    ```
+
+### 2. Two
+
+- [ ] look
+- [ ] see
+"""
+
+
+def parts_guide(folder: Path) -> Path:
+    guide = folder / "guide.md"
+    guide.write_text(PARTS, encoding="utf-8")
+    return guide
+
+
+def test_show_n_m_prints_the_blocks_of_that_sub_heading_only(tmp_path: Path) -> None:
+    parts_guide(tmp_path)
+    shown = run_cli(tmp_path, "show", "guide.md", "1.2")
+    assert shown.returncode == 0, shown.stderr
+    assert "1. Go › 2. Second" in shown.stdout
+    # The part ends where its tab ends: the Sandbox block is not part 2.
+    assert "echo second" in shown.stdout
+    assert "echo first" not in shown.stdout and "echo sandbox" not in shown.stdout
+    data = json.loads(run_cli(tmp_path, "show", "--json", "guide.md", "1.1").stdout)
+    assert data["code"] == ["echo first"]
+    assert data["substep"]["number"] == 1 and data["substep"]["title"] == "First"
+
+    missing = run_cli(tmp_path, "show", "guide.md", "1.3")
+    assert missing.returncode == 2 and "has 2 numbered sub-headings" in missing.stderr
+    none = run_cli(tmp_path, "show", "guide.md", "2.1")
+    assert none.returncode == 2 and "no numbered sub-headings" in none.stderr
+    bad = run_cli(tmp_path, "show", "guide.md", "1.x")
+    assert bad.returncode == 2 and "not a step number" in bad.stderr
+
+
+def test_sub_steps_of_the_upgrade_guides_backup_step_are_its_numbered_sub_headings() -> None:
+    from tests.conftest import GUIDE, ROOT
+
+    book = load(ROOT / GUIDE)
+    step = next(s for s in book.steps if s.number == 3)
+    assert [p.title for p in step.substeps][:2] == [
+        "SSH into the old server",
+        "Record the database's size, character set and record counts",
+    ]
+    assert all(p.origin.path.name == "_backup_database.md" for p in step.substeps)
+
+
+def test_check_n_m_ticks_a_sub_checklist_item_and_records_it(tmp_path: Path) -> None:
+    guide = parts_guide(tmp_path)
+    ticked = run_cli(tmp_path, "check", "guide.md", "2.2", env=env_of())
+    assert ticked.returncode == 0, ticked.stderr
+    assert "item 2.2: ticked" in ticked.stdout
+    text = guide.read_text(encoding="utf-8")
+    assert "- [ ] look\n- [x] see" in text and "* [ ] 2. Two" in text
+    assert [(r["event"], r["step"], r.get("sub")) for r in journal(guide)] == [("check", 2, 2)]
+    # An item does not make its step done.
+    assert status(guide)["steps"][1]["done"] is False
+    cleared = run_cli(tmp_path, "uncheck", "guide.md", "2.2")
+    assert cleared.returncode == 0 and "- [ ] see" in guide.read_text(encoding="utf-8")
+
+    # Step 1 has sub-headings but no sub-checklist: refused, and nothing else is written.
+    refused = run_cli(tmp_path, "check", "guide.md", "2.1", "1.1")
+    assert refused.returncode == 2
+    assert "step 1 has no sub-checklist" in refused.stderr
+    assert "- [ ] look" in guide.read_text(encoding="utf-8")
+
+
+def test_exec_only_n_m_is_refused_saying_exec_runs_whole_steps(tmp_path: Path) -> None:
+    guide = parts_guide(tmp_path)
+    refused = run_cli(tmp_path, "exec", "--yes", "--only", "1.2", "guide.md")
+    assert refused.returncode == 2
+    assert "exec runs whole steps" in refused.stderr and "runbook show GUIDE 1.2" in refused.stderr
+    assert journal(guide) == []
