@@ -33,6 +33,28 @@ def run_cli(
     )
 
 
+def mkdocs_build(
+    site: Path, *, strict: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Build the site in ``site`` (into ``site/out``) with the real mkdocs; return what it did."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            *(["--strict"] if strict else []),
+            "-d",
+            str(site / "out"),
+        ],
+        cwd=site,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def one_step_guide(folder: Path, code: str, info: str = "bash { .run }") -> Path:
     """Write ``folder/guide.md``: a checklist and one step whose one block is ``code``."""
     return one_step_guide_of(folder, [code], info)
@@ -78,14 +100,6 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The working copy may carry ticks from `make demo`: start from a clean checklist.
     reset(load(work / GUIDE))
     set_steps(load(work / GUIDE), [1, 3], True)
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(work / "out")],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = mkdocs_build(work)
     assert result.returncode == 0, result.stderr
     return work

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from runbook.guide import load
 from runbook.lint import lint_paths
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, mkdocs_build, run_cli
 
 
 @pytest.fixture
@@ -142,13 +140,7 @@ def test_lint_reports_items_pages_and_numbers_that_disagree(site: Path) -> None:
 
 
 def test_the_site_renders_each_page_as_before(site: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site / "out")],
-        cwd=site,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = mkdocs_build(site)
     assert result.returncode == 0, result.stderr
     body = (site / "out/upgrade/copy-config/index.html").read_text()
     assert "config.txt" in body and "Sandbox" in body  # the snippet, rendered in its tabs

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from runbook.guide import load
 from runbook.model import Diagnostic, Origin
-from tests.conftest import GUIDE
+from tests.conftest import GUIDE, mkdocs_build
 
 
 @pytest.fixture
@@ -69,13 +67,7 @@ def test_plugin_error_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "index.md").write_text("# Hi\n\n{% include '_missing.md' %}\n")
     (tmp_path / "mkdocs.yml").write_text("site_name: t\nplugins:\n  - runbook\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = mkdocs_build(tmp_path)
     assert result.returncode != 0
     assert "index.md:3: include '_missing.md' not found" in result.stderr
     assert "Traceback" not in result.stderr
@@ -105,13 +97,7 @@ def test_snippet_pattern_is_one_rule_for_lint_and_site(tmp_path: Path) -> None:
     result = lint_paths([tmp_path / "docs"])
     assert [p.name for p in result.pages] == ["index.md"]
     assert not [d for d in result.diagnostics if d.level == "error"]
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "out")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    build = mkdocs_build(tmp_path)
     assert build.returncode == 0, build.stderr
     assert not (tmp_path / "out" / "inc-part").exists()
     assert "Shared text." in (tmp_path / "out" / "index.html").read_text()
@@ -126,13 +112,7 @@ def test_wrong_plugin_option_type_is_refused_alike(tmp_path: Path, option: str) 
     (tmp_path / "docs" / "index.md").write_text("# Hi\n")
     (tmp_path / "mkdocs.yml").write_text(f"site_name: t\nplugins:\n  - runbook:\n      {option}\n")
     name = option.split(":")[0]
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "-d", str(tmp_path / "out")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    build = mkdocs_build(tmp_path, strict=False)
     assert build.returncode != 0
     assert f"'{name}'" in build.stderr
     assert "Traceback" not in build.stderr
@@ -181,13 +161,7 @@ def test_an_extension_that_cannot_be_loaded_is_a_warning_naming_mkdocs_yml(
             "'markdown_extensions:'",
         )
     ]
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "-d", str(tmp_path / "out")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    build = mkdocs_build(tmp_path, strict=False)
     assert build.returncode != 0
     assert f"Failed to load extension '{name}'" in build.stderr
 
