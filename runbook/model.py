@@ -207,6 +207,10 @@ class Action:
     """Declared replies to prompts (``expect``/``send`` pairs)."""
     commands: tuple[PromptCommand, ...] = ()
     """The commands of a ``$ `` block (``expects_output``), in order; else empty."""
+    lead: str = ""
+    """The step's markdown between the block before it (or the step's heading) and it: the
+    prose, admonitions and sub-headings a reader meets right before this block, so a run
+    can show them there rather than all at the step's start."""
 
     def attr(self, name: str) -> str | None:
         """Return attribute ``name``, or None."""

@@ -201,7 +201,7 @@ def _steps(
                 "renumber the step headings",
             )
         seen.add(h.number)
-        actions = _connections(actions_by.get(idx, []))
+        actions = _leads(walker.lines, start + 1, found.ends, _connections(actions_by.get(idx, [])))
         directives = tuple(
             Directive(
                 name=name,
@@ -251,6 +251,18 @@ def _steps(
                     )
                 )
     return steps
+
+
+def _leads(
+    lines: list[str], first: int, ends: dict[int, int], actions: list[tuple[int, Action]]
+) -> list[tuple[int, Action]]:
+    """Give each action the markdown between the block before it (or ``first``) and it."""
+    led: list[tuple[int, Action]] = []
+    for line, action in actions:
+        lead = "\n".join(lines[first:line]).strip("\n")
+        led.append((line, replace(action, lead=lead)))
+        first = max(first, ends.get(line, line + 1))
+    return led
 
 
 def _connections(actions: list[tuple[int, Action]]) -> list[tuple[int, Action]]:

@@ -401,8 +401,10 @@ def summary_lines(
     timed: Sequence[tuple[str, float, str]],
     total: float,
     transcript: Path | None,
+    confirmed: Sequence[str] = (),
 ) -> list[Line]:
-    """Return the summary at the end of a run: each step's result, the timers, the totals."""
+    """Return the summary at the end of a run: each step's result, the timers, the blocks
+    run or declined after a warning (``confirmed``: which, how, by whom), the totals."""
     from runbook.ui import format_duration
 
     if not results:
@@ -428,6 +430,9 @@ def summary_lines(
         )
     for name, seconds, span in timed:
         lines.append((f"  ⏱ {name}: {format_duration(seconds)} ({span})", ("bold",)))
+    if confirmed:
+        lines.append(("  Confirmed after a warning:", ("yellow",)))
+        lines += [(f"    · {text}", ()) for text in confirmed]
     parts = ", ".join(f"{n} {k}" for k, n in counts.items())
     kept = f" · transcript {rel(transcript)}" if transcript else ""
     lines.append((f"  {parts} · total {format_duration(total)}{kept}", ("bold",)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,13 @@ class Console:
             self.out.write(self.style(self.redact(text), *styles) + "\n")
             self.out.flush()
             self._at_line_start = True
+
+    @property
+    def width(self) -> int:
+        """Columns to wrap prose to: the terminal's (at most 100), else 80."""
+        if not self.tty:
+            return 80
+        return min(shutil.get_terminal_size((80, 24)).columns, 100)
 
     def header(self, number: int, total: int, title: str) -> None:
         """Announce a step."""

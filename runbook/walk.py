@@ -176,6 +176,8 @@ class Found:
         default_factory=list
     )
     tab_paths: list[tuple[int, tuple[TabRef, ...]]] = field(default_factory=list)
+    ends: dict[int, int] = field(default_factory=dict)
+    """The line after each code block, by its first line: where the prose after it starts."""
 
 
 class Walker:
@@ -306,6 +308,7 @@ class Walker:
         action = action_of(block, self.origin(line), tabs, admonitions, problem)
         within = tuple(start for start, stop, _ in self.spans if start <= line < stop)
         self.found.actions.append((line, replace(action, within=within)))
+        self.found.ends[line] = block.end
 
     def _directive(self, tok: Token) -> None:
         assert tok.map is not None

@@ -408,7 +408,10 @@ def inputs_reach_the_shell_as_variables_and_secrets_are_masked(tmp: Path) -> Non
     assert start["secret_inputs"] == ["db-password"]
     assert CANARY not in done.out
     assert CANARY not in json.dumps(done.records())
-    assert "connect 10.0.0.5 ********" in done.out
+    # The preview keeps the block as written; the values stand under it, quoted as data.
+    assert "connect <db-host> <db-password>" in done.out
+    assert "where <db-host> = '10.0.0.5'" in done.out
+    assert "where <db-password> = ********" in done.out
 
 
 @scenario

@@ -15,6 +15,7 @@ from runbook.errors import RunbookError
 from runbook.execution import plan
 from runbook.execution.parts import Parts
 from runbook.execution.shells import Shell
+from runbook.execution.view import legend
 from runbook.model import Action, Origin, Placeholder, Step
 
 Value = Callable[[Placeholder, Step, Action], str]
@@ -110,7 +111,9 @@ class Connections:
         name = self.place(action)
         operator = parts.operator
         shown = "to do by hand" if how == "d" else "skipped"
-        operator.code(action, parts.inputs.preview(action.code), name, shown)
+        operator.code(
+            action, legend(action.code, parts.inputs.values, parts.inputs.secrets()), name, shown
+        )
         done = how == "d" and operator.done_there(name)
         parts.records.confirmed(
             step, action, "by-hand" if done else "skip", how="connection-declined", host=key

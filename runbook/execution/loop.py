@@ -155,6 +155,7 @@ class Loop:
                 ran, why = ran + n, why or ("" if done else FAILED_SKIPPED)
             if tabs.taken(action.tabs) is False:
                 continue
+            parts.operator.lead(action)
             if action.kind == "shown":
                 self.performer.show(action)
                 continue
@@ -469,7 +470,11 @@ class Runner:
         from runbook.report import summary_lines
 
         lines = summary_lines(
-            self.loop.results, self.loop.timed, total, self.parts.records.transcript_path
+            self.loop.results,
+            self.loop.timed,
+            total,
+            self.parts.records.transcript_path,
+            self.loop.performer.confirmations,
         )
         for text, styles in lines:
             # The terminal may be gone (SIGHUP): the records are written, printing is a courtesy.

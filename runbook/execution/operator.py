@@ -4,11 +4,12 @@ names the flag or answer that would let it go on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from runbook.errors import EXIT_NEEDS_OPERATOR, NeedsOperator, UsageError
 from runbook.execution.plan import quote_label
+from runbook.execution.view import block_lines, lead_lines, unplaced
 from runbook.inputs import check_value, how_to_give
 from runbook.model import Action, Origin, Placeholder, Step
 from runbook.ui import Console
@@ -118,11 +119,11 @@ class Operator:
             raise Quit
         return choice == "d"
 
-    def offer(self) -> str:
-        """Ask what to do with a block offered to run: ``r`` run, ``e`` edit then run, ``s``
-        skip, ``d`` done by hand."""
+    def offer(self, warning: str = "") -> str:
+        """Ask what to do with a block offered to run (naming the ``warning`` before it, if
+        any): ``r`` run, ``e`` edit then run, ``s`` skip, ``d`` done by hand."""
         choice = self.console.choose(
-            "Run this?",
+            f"{warning}: run this?" if warning else "Run this?",
             [
                 ("r", "run"),
                 ("e", "edit then run"),
@@ -249,13 +250,19 @@ class Operator:
     # -- what the operator sees -----------------------------------------------------------------
 
     def warnings(self, step: Step, tabs: TabChoices) -> None:
-        """Show the step's warnings and dangers (in the tabs taken) before its actions."""
-        for adm in step.admonitions:
-            if adm.kind in ("danger", "warning") and tabs.taken(adm.tabs) is not False:
+        """Show, before the step's blocks, its warnings and dangers (in the tabs taken) that
+        no block's lead shows: those after its last block."""
+        for adm in unplaced(step):
+            if tabs.taken(adm.tabs) is not False:
                 label = adm.kind.upper() + (f": {adm.title}" if adm.title else "")
                 self.console.line(f"! {label}", "red" if adm.kind == "danger" else "yellow", "bold")
                 for text in adm.text.split("\n"):
                     self.console.line(f"  {text}", "yellow")
+
+    def lead(self, action: Action) -> None:
+        """Show the prose, admonitions and sub-headings written right before a block."""
+        for text, styles in lead_lines(action.lead, self.console.width - 2):
+            self.console.line(text, *styles)
 
     def show(self, action: Action) -> None:
         """Show a block that is never run."""
@@ -266,14 +273,27 @@ class Operator:
         for text in action.code.rstrip("\n").split("\n"):
             self.console.line("  │ " + text, "dim")
 
-    def code(self, action: Action, code: str, place: str, how: str = "") -> None:
-        """Show a block about to run (or offered) on ``place``, ``code`` with values filled
-        in; ``how`` says what happens to it instead of running (``to do by hand`` …)."""
+    def code(self, action: Action, values: Sequence[str], place: str, how: str = "") -> None:
+        """Show a block about to run (or offered) on ``place`` as written, its inputs kept as
+        ``<name>`` with ``values`` (their legend) under it; ``how`` says what happens to it
+        instead of running (``to do by hand`` …)."""
         where = action.origin.shown
         head = f"▶ {action.kind} on {place} ({where})" + (f": {how}" if how else "")
         self.console.line(head, "cyan")
-        for text in code.rstrip("\n").split("\n"):
-            self.console.line(("  $ " if self.console.tty else "  ") + text, "bold")
+        for text, command in block_lines(action):
+            self.console.line("  " + text, "bold" if command else "dim")
+        for text in values:
+            self.console.line("    where " + text, "dim")
+
+    def confirm(self, action: Action, warning: str) -> bool:
+        """Ask whether to run a block despite the ``warning`` shown before it."""
+        choice = self.console.choose(
+            f"{warning}: run the block at {action.origin.shown}?",
+            [("y", "yes, run it"), ("n", "no, skip it"), ("q", "quit")],
+        )
+        if choice == "q":
+            raise Quit
+        return choice == "y"
 
     def connecting(self, action: Action, place: str, line: str) -> None:
         """Show an ``ssh`` line: the connection the next blocks run in."""

@@ -13,8 +13,10 @@ from runbook.execution.parts import Parts
 from runbook.execution.plan import Unit
 from runbook.execution.shells import Shell
 from runbook.execution.verdict import FAILED_SKIPPED, Result, dropped, failure, judge
+from runbook.execution.view import legend, warning
 from runbook.inputs import preview
 from runbook.model import Action, Outcome, Placeholder, Step
+from runbook.users import current_user
 
 # ssh's own status for a connection that failed or dropped; any other status is the remote
 # shell's own (`exit 3` in a block), which the block chose.
@@ -30,6 +32,9 @@ class Performer:
         self.parts = parts
         self.connections = Connections(parts, self._value)
         """The shells blocks run in, and the ``ssh`` lines that open them."""
+        self.confirmations: list[str] = []
+        """Blocks run (or declined) after a warning: which, how and by whom, for the
+        summary."""
 
     def show(self, action: Action) -> None:
         """Show a block that is never run."""
@@ -49,15 +54,47 @@ class Performer:
         if action.kind == "suggested":
             ran, done = self.offer(step, action)
         else:
+            for ph in action.placeholders:
+                self._value(ph, step, action)
+            parts = self.parts
+            parts.operator.code(action, self._legend(action), connections.place(action))
+            declined = self._confirm(step, action)
+            if declined:
+                return 0, declined
             ran, done = 1, self.execute(step, action)
         return ran, "" if done else FAILED_SKIPPED
+
+    def _legend(self, action: Action) -> list[str]:
+        inputs = self.parts.inputs
+        return legend(action.code, inputs.values, inputs.secrets())
+
+    def _confirm(self, step: Step, action: Action, asked: str = "") -> str:
+        """Let a block with a warning before it run only after a person's yes (``asked``:
+        the answer already given), or unattended (``--yes``) when its author marked it
+        ``.run``; return why its step is incomplete when declined, else ``""``."""
+        said = warning(step, action)
+        if not said:
+            return ""
+        parts = self.parts
+        if asked:
+            yes, how = asked == "y", "asked"
+        elif parts.options.interactive:
+            yes, how = parts.operator.confirm(action, said), "asked"
+        else:
+            yes, how = True, "unattended"
+        parts.records.confirmed(step, action, "run" if yes else "skip", how=how, warning=said)
+        who = "unattended (--yes), run by" if how == "unattended" else "confirmed by"
+        what = "run" if yes else "declined"
+        self.confirmations.append(
+            f"step {step.number}, block {action.origin.shown} ({said}): {what}, "
+            f"{who} {current_user()}"
+        )
+        return "" if yes else f"the block at {action.origin.shown} was declined ({said})"
 
     def _passed(self, step: Step, action: Action) -> int:
         """Pass a block named by ``--by-hand-block`` as done by hand, running nothing."""
         parts = self.parts
-        parts.operator.code(
-            action, parts.inputs.preview(action.code), self.connections.place(action), ""
-        )
+        parts.operator.code(action, self._legend(action), self.connections.place(action), "")
         parts.records.confirmed(step, action, "by-hand", how="option", option="--by-hand-block")
         parts.console.line("  done by hand (--by-hand-block): not run", "yellow")
         return 1
@@ -70,14 +107,20 @@ class Performer:
         accept = parts.options.accept
         operator.code(
             action,
-            parts.inputs.preview(action.code),
+            self._legend(action),
             self.connections.place(action),
             "run as accepted (--accept)" if accept else "",
         )
-        if accept:
+        said = warning(step, action)
+        if accept and not (said and parts.options.interactive):
             records.confirmed(step, action, "run", how="option", option="--accept")
             return 1, self.execute(step, action)
-        choice = operator.offer()
+        if accept:
+            declined = self._confirm(step, action)
+            return (0, False) if declined else (1, self.execute(step, action))
+        choice = operator.offer(said)
+        if said and choice in ("r", "e"):
+            self._confirm(step, action, "y")
         if choice in ("s", "d"):
             records.confirmed(step, action, {"s": "skip", "d": "by-hand"}[choice], how="asked")
             return int(choice == "d"), True
@@ -101,10 +144,6 @@ class Performer:
         secrets = inputs.secrets()
         values = inputs.values
         literal = {k: v for k, v in values.items() if k not in secrets}
-        if action.kind == "run":
-            parts.operator.code(
-                action, preview(action.code, values, secrets), connections.place(action)
-            )
         answers = tuple(
             hosts.factory.answer(
                 a.expect,
