@@ -294,3 +294,26 @@ def test_ctrl_d_at_a_question_quits_cleanly(workspace):
     assert term.finish() == 4
     assert "stopped; run 'runbook exec edit.md' to go on" in term.text
     assert ws.events("step-end", step=1)[0]["result"] == "stopped"
+
+
+def test_prose_leads_its_block_and_a_danger_waits_for_a_yes(workspace):
+    ws = workspace("danger.md")
+    term = Terminal(ws)
+    term.expect("Read the **version** file with `cat` before touching anything.")
+    term.expect("$ echo 2.0.0")
+    term.expect("Make sure the nightly backup exists.")
+    term.expect("echo backup-checked")
+    term.expect("! DANGER: Irreversible")
+    term.expect("This drops the table for good.")
+    term.expect("echo DROP TABLE old > dropped")
+    term.expect("DANGER: Irreversible: run the block at danger.md:26? [y]es")
+    term.answer("n")
+    assert term.finish() == 0
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", term.text)
+    assert "$ $" not in plain and "$ 2.0.0" not in plain
+    # The prose comes right before its block, not at the step's start.
+    assert plain.index("Make sure the nightly") < plain.index("echo backup-checked")
+    assert plain.index("echo backup-checked") < plain.index("! DANGER: Irreversible")
+    assert not (ws.dir / "dropped").exists()
+    assert ws.ticked() == {1}
+    assert "declined, confirmed by" in plain
