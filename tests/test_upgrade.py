@@ -193,6 +193,7 @@ def operate(site: Site, args: list[str], tab: str, on_manual: Callable[[int], No
                     r"Value for <site-name>.*: ",
                     r"Is it done\?.*\[q\]uit",
                     r"Run this\?.*\[q\]uit",
+                    r"(?:DANGER|WARNING|is optional)[^\n]*\? \[y\]es",
                     r"Summary",
                     pexpect.EOF,
                 ]
@@ -213,6 +214,11 @@ def operate(site: Site, args: list[str], tab: str, on_manual: Callable[[int], No
             on_manual(step)
             child.sendline("d")
             asked.append(f"done by hand at step {step}")
+        elif index == 5:
+            # The operator has read the warning shown right above the block (or runs the
+            # optional step's block).
+            child.sendline("y")
+            asked.append(f"yes to a warning at step {step}")
         else:
             break
     child.expect(pexpect.EOF)
@@ -229,7 +235,9 @@ def test_operator_walks_through_in_a_terminal(site: Site) -> None:
             site.sbx("remove", "old")
 
     first = operate(site, ["--only", "1,2,3,4,5,6,7,8"], "Sandbox", by_hand)
-    assert first == ["tab Sandbox at step 1", "input site-name"]
+    questions = [a for a in first if not a.startswith("yes to a warning")]
+    assert questions == ["tab Sandbox at step 1", "input site-name"]
+    assert "yes to a warning at step 1" in first  # the installation's default password
     # A second session resumes at step 9, where this operator follows the Production tab.
     second = operate(site, [], "Production", by_hand)
     assert second[0] == "tab Production at step 9"
