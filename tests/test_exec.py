@@ -28,6 +28,7 @@ import pytest
 
 from runbook.guide import load
 from runbook.journal import last_run_of
+from tests.conftest import one_step_guide, run_cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exec"
 RUNBOOK = (sys.executable, "-m", "runbook")
@@ -724,3 +725,18 @@ def test_a_done_step_is_not_ticked_behind_a_person_who_changed_the_guide_since(w
     assert retried.code == 0, retried.text
     assert ws.log() == ["first", "second-start", "second-after", "third", "third"]
     assert ws.ticked() == {1, 2, 3}
+
+
+def test_what_a_guide_starts_in_the_background_outlives_the_run(tmp_path: Path) -> None:
+    """Processes a guide starts in the background keep running after the run; only
+    runbook's own shells end."""
+    one_step_guide(tmp_path, "nohup sleep 34.1 >/dev/null 2>&1 &\nsleep 34.2 &\necho started")
+    done = run_cli(tmp_path, "exec", "guide.md")
+    assert done.returncode == 0, done.stderr
+    try:
+        assert processes_running(tmp_path, "sleep", "34.1")
+        assert processes_running(tmp_path, "sleep", "34.2")
+    finally:
+        for seconds in ("34.1", "34.2"):
+            for pid in processes_running(tmp_path, "sleep", seconds):
+                os.kill(pid, signal.SIGKILL)

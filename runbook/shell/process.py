@@ -218,6 +218,21 @@ class ShellProcess:
         if self._child is not None:
             _kill_all(int(self._child.pid))
 
+    def leave(self) -> int | None:
+        """End an idle shell as a person typing ``exit`` would: jobs it started in the
+        background (``nohup``, daemons, plain ``&``) keep running; only the shell ends. A
+        shell that does not exit at once (stopped jobs hold it) is killed with its session."""
+        child = self._child
+        if child is None:
+            return None
+        if not child.ptyproc.terminated:
+            with contextlib.suppress(OSError):
+                os.write(self.fd, b"builtin exit 0\n")
+            deadline = time.monotonic() + 2.0
+            while child.isalive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return self.discard() if child.isalive() else self._reap(child)
+
     def discard(self) -> int | None:
         """Kill the shell's whole session, reap the shell, return its exit status."""
         child = self._child
@@ -240,6 +255,10 @@ class ShellProcess:
                     with contextlib.suppress(OSError):
                         os.kill(member, signal.SIGKILL)
                 time.sleep(0.005)
+        return self._reap(child)
+
+    def _reap(self, child: pexpect.spawn) -> int | None:
+        """Collect the ended shell and close its terminal; return its exit status."""
         with contextlib.suppress(pexpect.ExceptionPexpect, OSError):
             child.wait()
         with contextlib.suppress(pexpect.ExceptionPexpect, OSError):

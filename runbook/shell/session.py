@@ -151,17 +151,23 @@ class Session:
             self._define(name, value, export)
 
     def close(self) -> None:
-        """Stop the shell and everything it started; remove temporary files."""
+        """End the shell as typing ``exit`` would (what a block started in the background
+        lives on); remove temporary files. A shell that is not idle at its prompt is killed
+        with everything in its session."""
         if self._closed:
             return
         self._closed = True
         process = self._process
         if process.started:
             cleanup = self._delivery.shell_cleanup() if self._delivery else None
-            if cleanup and self.alive and not self._running and not process.unsynced:
+            idle = self.alive and not self._running and not process.unsynced
+            if cleanup and idle:
                 with contextlib.suppress(RunbookError, ShellGone, OSError):
                     self._channel.exchange(cleanup.encode() + b"\n", 2.0)
-            process.discard()
+            if idle:
+                process.leave()
+            else:
+                process.discard()
         if self._delivery is not None:
             self._delivery.close()
             self._delivery = None
