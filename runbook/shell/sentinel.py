@@ -6,8 +6,6 @@ echoed line anywhere, and hold back only what the next bytes may still complete.
 
 from __future__ import annotations
 
-import re
-
 
 class EchoStripper:
     """Drop the terminal's echo of the line just typed, when the terminal echoes."""
@@ -40,7 +38,6 @@ class SentinelScanner:
     def __init__(self, prefix: bytes, suffix: bytes) -> None:
         self._prefix = prefix
         self._suffix = suffix
-        self._pattern = re.compile(re.escape(prefix) + rb"(\d{1,3})" + re.escape(suffix))
         self._longest = len(prefix) + 3 + len(suffix)
         self._held = b""
 
@@ -51,28 +48,30 @@ class SentinelScanner:
     def feed(self, data: bytes) -> tuple[bytes, int | None]:
         """Return (output before any sentinel, status when the sentinel was seen)."""
         buf = self._held + data if self._held else data
-        match = self._pattern.search(buf)
+        match = self._search(buf)
         if match:
             self._held = b""
-            return buf[: match.start()], int(match.group(1))
+            return buf[: match[0]], match[1]
         cut = self._partial_start(buf)
         self._held = buf[cut:]
         return buf[:cut], None
 
     def last(self, data: bytes) -> tuple[int | None, bytes]:
         """Return the status of the last whole sentinel in ``data`` and what follows it."""
-        matches = list(self._pattern.finditer(data))
-        if not matches:
+        last, found = None, self._search(data)
+        while found is not None:
+            last, found = found, self._search(data, found[2])
+        if last is None:
             return None, data
-        return int(matches[-1].group(1)), data[matches[-1].end() :]
+        return last[1], data[last[2] :]
 
     def take(self, data: bytes) -> tuple[bytes, int | None, bytes]:
         """Return (output before the sentinel, its status when seen, output after it)."""
         buf = self._held + data if self._held else data
-        match = self._pattern.search(buf)
+        match = self._search(buf)
         if match:
             self._held = b""
-            return buf[: match.start()], int(match.group(1)), buf[match.end() :]
+            return buf[: match[0]], match[1], buf[match[2] :]
         cut = self._partial_start(buf)
         self._held = buf[cut:]
         return buf[:cut], None, b""
@@ -80,10 +79,10 @@ class SentinelScanner:
     def split(self, data: bytes) -> tuple[bytes, bool, bytes]:
         """Return (output before the sentinel, whether it was seen, output after it)."""
         buf = self._held + data if self._held else data
-        match = self._pattern.search(buf)
+        match = self._search(buf)
         if match:
             self._held = b""
-            return buf[: match.start()], True, buf[match.end() :]
+            return buf[: match[0]], True, buf[match[2] :]
         cut = self._partial_start(buf)
         self._held = buf[cut:]
         return buf[:cut], False, b""
@@ -92,6 +91,21 @@ class SentinelScanner:
         """Return what was held back as a possible start of the sentinel."""
         held, self._held = self._held, b""
         return held
+
+    def _search(self, buf: bytes, start: int = 0) -> tuple[int, int, int] | None:
+        """Find the first sentinel from ``start``: (where it starts, its status, where it
+        ends). By hand, not a regular expression: each block's sentinel carries a nonce of
+        its own, and compiling a pattern per block was most of a block's own cost."""
+        prefix, suffix = self._prefix, self._suffix
+        at = buf.find(prefix, start)
+        while at != -1:
+            digits = at + len(prefix)
+            # Up to three digits, the longest that the suffix follows.
+            for end in range(min(digits + 3, len(buf)), digits, -1):
+                if buf[digits:end].isdigit() and buf.startswith(suffix, end):
+                    return at, int(buf[digits:end]), end + len(suffix)
+            at = buf.find(prefix, at + 1)
+        return None
 
     def _partial_start(self, buf: bytes) -> int:
         """Return where a sentinel that the next bytes may complete could begin."""
