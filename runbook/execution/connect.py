@@ -98,6 +98,12 @@ class Connections:
         parts.console.line(f"  connected to {name}", "dim")
         return 1
 
+    def decline(self, action: Action, how: str) -> None:
+        """Decline the connection of ``action`` (an ``ssh`` line): its blocks are done by
+        hand (``d``) or skipped (``s``)."""
+        assert action.connection is not None
+        self._declined[action.connection.origin] = (how, action.where)
+
     def declined(self, action: Action) -> bool:
         """Whether ``action`` runs after an ``ssh`` line the operator declined."""
         return action.connection is not None and action.connection.origin in self._declined
