@@ -7,7 +7,8 @@ reading). Records that gate a tick are also fsynced first: a tick never outruns 
 Events, in the order a run writes them::
 
     run-start     who, guide, pid, steps, inputs (non-secret values), tabs, transcript
-    tab           step, group (file:line), label, how (flag | only | asked)
+    tab           step, group (file:line), label, how (flag | only | asked | remembered |
+                  changed)
     input         name, value (non-secret only) or secret=true, how (asked)
     step-start    step, title                                              (fsynced)
     connect       step, origin, host, choice (connect | by-hand | skip), how (asked |
@@ -15,10 +16,13 @@ Events, in the order a run writes them::
     connected     step, host
     action-start  step, origin (file:line), host, kind, tabs
     action-end    step, origin, host, status, outcome, duration, …
-    action-confirmed  step, origin, choice (run | skip | by-hand | skip-failed), how
-                  (asked | option | connection-declined), option (--accept)
+    action-confirmed  step, origin, choice (run | skip | by-hand | skip-failed |
+                  by-hand-failed), how (asked | option | connection-declined |
+                  input-interrupted), option (--accept)
+    action-edited step, origin, after (failure, when edited to retry it)
     step-confirmed    step, choice (done | skip), how (asked | option), option (--by-hand)
     step-unknown  step, reason   (its shell's connection dropped mid-block; fsynced)
+    step-skipped  step, why (ticked by hand: a person ticked it while the run waited)
     step-end      step, result (done | skipped | failed | stopped | interrupted | error),
                   duration                                                 (fsynced)
     tick          step, line              (after the guide's box was written)

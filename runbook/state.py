@@ -258,6 +258,16 @@ def _write(fd: int, guide: Path, ticks: Sequence[Tick], snapshot: Snapshot) -> S
     )
 
 
+def item_now(tick: Tick, old: Snapshot, current: Snapshot) -> TaskItem:
+    """Return the tick's item (a line of ``old``) as it stands in ``current``, followed
+    through edits as a tick would be; raise ConcurrentEditError when it is gone."""
+    if current.sha256 == old.sha256 or _only_boxes_differ(old, current):
+        item = current.item_at(tick.line)
+        if item is not None:
+            return item
+    return _relocate(tick, old, current, _map_lines(old, current))
+
+
 def _plan(ticks: Sequence[Tick], old: Snapshot, current: Snapshot) -> dict[int, int]:
     """Map the offset of each target state byte to its new value, or refuse."""
     plan: dict[int, int] = {}
