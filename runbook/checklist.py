@@ -40,11 +40,12 @@ def set_steps(book: Runbook, numbers: Iterable[int], checked: bool) -> list[int]
 
 
 def set_parts(
-    book: Runbook, refs: Iterable[tuple[int, int | None]], checked: bool
+    book: Runbook, refs: Iterable[tuple[int, int | None]], checked: bool, how: str | None = None
 ) -> list[tuple[int, int | None]]:
     """Tick (or clear) steps and sub-checklist items: ``(N, None)`` is step N's overview
     item, ``(N, M)`` the M-th ``- [ ]`` item inside step N. Return those whose box changed;
-    each gets a journal record."""
+    each gets a journal record saying ``how`` (``check`` or ``uncheck`` when not given;
+    ``serve`` for a click on the page ``runbook serve`` shows)."""
     wanted = list(refs)
     ticks: list[Tick] = []
     changed: list[tuple[int, int | None]] = []
@@ -61,7 +62,7 @@ def set_parts(
     if ticks:
         folder = runtime.prepare(book)
         apply_ticks(book.path, ticks, snapshot=snapshot(book), lock_dir=runtime.locks(folder))
-        how = "check" if checked else "uncheck"
+        how = how or ("check" if checked else "uncheck")
         _record(book, folder, [(n, m, checked) for n, m in changed], how)
     return changed
 

@@ -39,6 +39,9 @@ the guide::
                   for ``check N.M``)
     uncheck       step, how (uncheck | reset), by, sub
 
+A click on a box of the page ``runbook serve`` shows writes the same records with how
+``serve``.
+
 Every record also carries ``time``, ``run`` (the run id) and ``who`` (``person@host``, the
 person as ``runbook.users.person`` names them).
 """
@@ -397,7 +400,8 @@ class Mark:
     """Who set a step's box, and how, as the journal records it."""
 
     how: str
-    """``exec`` (a run ticked it) or ``check`` (``runbook check``)."""
+    """``exec`` (a run ticked it), ``check`` (``runbook check``) or ``serve`` (a click on
+    the page ``runbook serve`` shows)."""
     by: str
     """The person (``runbook.users.person`` of the process that wrote the record)."""
     at: str
@@ -415,7 +419,7 @@ def step_marks(path: Path) -> dict[int, Mark]:
             continue
         if event in ("tick", "check"):
             by = rec.get("by") or str(rec.get("who", "?")).rpartition("@")[0] or "?"
-            how = "exec" if event == "tick" else "check"
+            how = "exec" if event == "tick" else "serve" if rec.get("how") == "serve" else "check"
             marks[step] = Mark(how=how, by=str(by), at=str(rec.get("time")))
         elif event == "uncheck":
             marks.pop(step, None)
