@@ -173,8 +173,11 @@ class Console:
             # The operator's Enter ends the line.
             self._at_line_start = True
 
-    def choose(self, question: str, choices: Sequence[tuple[str, str]]) -> str:
-        """Ask until one of ``choices`` (key, label) is picked; return its key.
+    def choose(
+        self, question: str, choices: Sequence[tuple[str, str]], *, default: str = ""
+    ) -> str:
+        """Ask until one of ``choices`` (key, label) is picked; return its key. An empty
+        answer picks ``default`` when there is one.
 
         End of input counts as ``q`` when that is a choice (else the first key).
         """
@@ -184,6 +187,7 @@ class Console:
             + " "
             + " / ".join(
                 f"[{k}]{label[len(k) :] if label.startswith(k) else ' ' + label}"
+                + (" (Enter)" if k == default else "")
                 for k, label in choices
             )
             + " "
@@ -194,6 +198,8 @@ class Console:
                 answer = input().strip().lower()
             except EOFError:
                 return "q" if "q" in keys else keys[0]
+            if not answer and default:
+                return default
             if answer in keys:
                 return answer
             for key, label in choices:
@@ -212,10 +218,12 @@ class Console:
         return input()
 
     def pick(self, question: str, options: Sequence[str]) -> str | None:
-        """Ask to pick one of ``options`` by number or name; None at end of input."""
+        """Ask to pick one of ``options`` by number or name; None for ``q`` (unless an
+        option is named so) or at end of input."""
         self.line(question, "bold")
         for i, option in enumerate(options, start=1):
             self.line(f"  {i}) {option}")
+        self.line("  q) quit")
         while True:
             self._prompt("Choice: ")
             try:
@@ -227,6 +235,8 @@ class Console:
             for option in options:
                 if answer and option.lower() == answer.lower():
                     return option
+            if answer.lower() == "q":
+                return None
 
     def edit(self, text: str, *, suffix: str = ".sh") -> str | None:
         """Open ``text`` in the operator's editor; return the result, None when unchanged.

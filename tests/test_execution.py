@@ -152,8 +152,13 @@ class Scripted(Console):
         assert self.answers, f"unexpected question: {question}"
         return self.answers.pop(0)
 
-    def choose(self, question: str, choices: Sequence[tuple[str, str]]) -> str:
+    def choose(
+        self, question: str, choices: Sequence[tuple[str, str]], *, default: str = ""
+    ) -> str:
         answer: str = self._next(question)
+        if answer == "" and default:
+            return default
+        assert answer in [k for k, _ in choices], f"{answer!r} is no choice of {question}"
         return answer
 
     def pick(self, question: str, options: Sequence[str]) -> str | None:
@@ -541,14 +546,123 @@ def after_a_failure_the_operator_retries_skips_or_quits(tmp: Path) -> None:
 
     guide = write(tmp / "b", "g.md", TWO_STEPS)
     tries.clear()
-    skipped = run(guide, shells=FakeShells(fails_once), answers=["s"])
+    skipped = run(guide, shells=FakeShells(fails_once), answers=["s", "c"])
     assert skipped.code == 0 and skipped.ticked() == [2]
     assert "a failed block was skipped" in skipped.out
+    assert skipped.console.asked == ["What now?", "Go on to the next step?"]
 
     guide = write(tmp / "c", "g.md", TWO_STEPS)
     tries.clear()
     quit_ = run(guide, shells=FakeShells(fails_once), answers=["q"])
     assert isinstance(quit_.error, StepFailed) and quit_.ticked() == []
+
+
+@scenario
+def after_a_failure_the_block_can_be_done_by_hand_or_edited_then_retried(tmp: Path) -> None:
+    def fails_first(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        if script.strip() == "echo one":
+            return FakeResult(status=1, outcome="failed"), b""
+        return FakeResult(), b""
+
+    by_hand = run(
+        write(tmp / "a", "g.md", TWO_STEPS), shells=FakeShells(fails_first), answers=["d"]
+    )
+    assert by_hand.code == 0 and by_hand.ticked() == [1, 2]
+    assert by_hand.shells.ran == ["echo one", "echo two"]
+    confirmed = [r for r in by_hand.records() if r["event"] == "action-confirmed"]
+    assert [r["choice"] for r in confirmed] == ["by-hand-failed"]
+
+    edited = run(
+        write(tmp / "b", "g.md", TWO_STEPS),
+        shells=FakeShells(fails_first),
+        answers=["e", "echo fixed <who>", "ops"],
+    )
+    assert edited.code == 0 and edited.ticked() == [1, 2]
+    assert edited.shells.ran == ["echo one", f'echo fixed "${{{shell_var("who")}}}"', "echo two"]
+    assert edited.console.asked == ["What now?", "edit", "<who>"]
+    assert "▶ run on this machine" in edited.out and "edited" in edited.out
+    assert [r["after"] for r in edited.records() if r["event"] == "action-edited"] == ["failure"]
+
+    # An edit that changes nothing runs the block again as it was.
+    same = run(
+        write(tmp / "c", "g.md", TWO_STEPS),
+        shells=FakeShells(fails_first),
+        answers=["e", None, "q"],
+    )
+    assert same.shells.ran == ["echo one", "echo one"]
+    assert isinstance(same.error, StepFailed)
+
+
+@scenario
+def an_incomplete_step_is_never_ticked_and_the_run_asks_before_going_on(tmp: Path) -> None:
+    def fails_first(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        ok = script.strip() != "echo one"
+        return (FakeResult() if ok else FakeResult(status=1, outcome="failed")), b""
+
+    stopped = run(
+        write(tmp / "a", "g.md", TWO_STEPS), shells=FakeShells(fails_first), answers=["s", "q"]
+    )
+    assert stopped.code == 4 and stopped.ticked() == []
+    assert stopped.shells.ran == ["echo one"]
+    assert "step 1 (First) is not complete: a failed block was skipped" in stopped.out
+    assert "stopped; run 'runbook exec g.md' to go on" in stopped.out
+    ends = [(r["step"], r["result"]) for r in stopped.records() if r["event"] == "step-end"]
+    assert ends == [(1, "skipped")]
+
+    # Without a person the run stops there (exit 4), naming what would let it go on.
+    from runbook.execution.operator import Operator
+
+    unattended = Operator(
+        Console(io.StringIO()), ExecOptions(interactive=False), plan.Nesting(), "g.md"
+    )
+    step = load(stopped.guide).steps[0]
+    with pytest.raises(NeedsOperator) as refused:
+        unattended.incomplete(step, "a failed block was skipped")
+    assert refused.value.exit_code == 4
+    assert "step 1 (First) is not complete: a failed block was skipped" in refused.value.message
+    assert "'runbook check g.md 1'" in (refused.value.hint or "")
+
+
+@scenario
+def a_box_ticked_by_hand_while_the_run_waits_is_respected(tmp: Path) -> None:
+    guide = write(tmp, "g.md", TWO_STEPS)
+
+    def ticks_step_2(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        if "one" in script:
+            # A person ticks step 2 in an editor while step 1 runs.
+            guide.write_text(guide.read_text().replace("* [ ] 2. Second", "* [x] 2. Second"))
+        return FakeResult(), b""
+
+    done = run(guide, shells=FakeShells(ticks_step_2))
+    assert done.code == 0 and done.shells.ran == ["echo one"]
+    assert done.ticked() == [1, 2]
+    assert "step 2 was ticked by hand meanwhile" in done.out
+    skipped = [r for r in done.records() if r["event"] == "step-skipped"]
+    assert [(r["step"], r["why"]) for r in skipped] == [(2, "ticked by hand")]
+
+
+@scenario
+def hints_name_the_command_that_really_resumes(tmp: Path) -> None:
+    three = (
+        TWO_STEPS.replace("* [ ] 2. Second", "* [ ] 2. Second\n    * [ ] 3. Third")
+        + "\n    ### 3. Third\n\n    ```bash { .run }\n    echo three\n    ```\n"
+    )
+
+    def fails_two(shell: FakeShell, script: str) -> tuple[FakeResult, bytes]:
+        ok = "two" not in script
+        return (FakeResult() if ok else FakeResult(status=2, outcome="failed")), b""
+
+    only = run(write(tmp / "a", "g.md", three), shells=FakeShells(fails_two), only=(2, 3))
+    assert isinstance(only.error, StepFailed), only.error
+    assert "run 'runbook exec g.md --only 2,3' again to resume at step 2" in (only.error.hint or "")
+    started = run(write(tmp / "b", "g.md", three), shells=FakeShells(fails_two), from_step=1)
+    assert "'runbook exec g.md --from 2'" in (started.error.hint or "") if started.error else False
+    plain = run(write(tmp / "c", "g.md", three), shells=FakeShells(fails_two))
+    assert (
+        "run 'runbook exec g.md' again to resume at step 2" in (plain.error.hint or "")
+        if plain.error
+        else False
+    )
 
 
 @scenario
@@ -591,12 +705,25 @@ def tabs_are_asked_once_and_remembered_by_label(tmp: Path) -> None:
             ```
         """,
     )
-    done = run(guide, answers=["Sandbox"])
+    done = run(guide, answers=["Sandbox", ""])
     assert done.code == 0 and done.shells.ran == ["echo sandbox one", "echo sandbox two"]
     assert [(r["label"], r["how"]) for r in done.records() if r["event"] == "tab"] == [
         ("Sandbox", "asked"),
         ("Sandbox", "remembered"),
     ]
+    assert done.console.asked[1] == "Step 2 offers Sandbox | Production: keep Sandbox?"
+
+    # At the next step the operator may change the tab; the new one is remembered.
+    original = guide.read_text().replace("[x]", "[ ]")
+    changed = run(write(tmp / "b", "g.md", original), answers=["Sandbox", "c", "Production"])
+    assert changed.shells.ran == ["echo sandbox one", "echo production two"]
+    assert [(r["label"], r["how"]) for r in changed.records() if r["event"] == "tab"] == [
+        ("Sandbox", "asked"),
+        ("Production", "changed"),
+    ]
+    # Unattended, the tab given ahead is simply taken.
+    flagged = run(write(tmp / "c", "g.md", original), tabs=("Production",))
+    assert flagged.shells.ran == ["echo production one", "echo production two"]
 
 
 NESTED_MAIN = """

@@ -65,6 +65,14 @@ class Loop:
             if not plan.pending(step, parts.options):
                 self.results.append(StepResult(step.number, step.title, "already done"))
                 continue
+            if parts.records.ticked_meanwhile(step):
+                # Ticked by a person while the run waited: their word stands.
+                parts.records.write("step-skipped", step=step.number, why="ticked by hand")
+                parts.console.line(f"· step {step.number} was ticked by hand meanwhile", "dim")
+                self.results.append(
+                    StepResult(step.number, step.title, "already done", note="ticked by hand")
+                )
+                continue
             parts.console.header(step.number, total, step.title)
             started = time.monotonic()
             parts.records.write("step-start", sync=True, step=step.number, title=step.title)
@@ -81,6 +89,8 @@ class Loop:
                 raise
             with parts.signals.bookkeeping():
                 self._end_step(step, result, started, note)
+            if result == "skipped" and note and step is not steps[-1]:
+                parts.operator.incomplete(step, note)
 
     def tick(self, step: Step) -> None:
         """Tick ``step`` in the guide and say so (its end is already durable)."""
@@ -134,7 +144,7 @@ class Loop:
         """Run one step; return its result (``done`` or ``skipped``) and a note."""
         parts = self.parts
         tabs = parts.tabs
-        tabs.decide(step, parts.operator.pick_tab)
+        tabs.decide(step, parts.operator.pick_tab, parts.operator.keep_tab)
         for group, label, how in tabs.unrecorded(step):
             parts.records.write("tab", step=step.number, group=str(group), label=label, how=how)
             parts.console.line(f"  tab: {label}", "dim")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from runbook.errors import EXIT_NEEDS_OPERATOR, NeedsOperator, UsageError
-from runbook.execution.plan import quote_label
+from runbook.execution.plan import quote_label, resume_flags
 from runbook.execution.view import block_lines, lead_lines, unplaced
 from runbook.inputs import check_value, how_to_give
 from runbook.model import Action, Origin, Placeholder, Step
@@ -28,6 +28,10 @@ class Quit(Exception):
         self.code = code
 
 
+class SkipBlock(Exception):
+    """The operator chose to skip the block whose input was being asked."""
+
+
 class Operator:
     """Questions to the person running the guide, and refusals when there is none."""
 
@@ -44,8 +48,13 @@ class Operator:
 
     @property
     def resume_command(self) -> str:
-        """The command that resumes the run."""
-        return f"runbook exec {self.guide_arg}"
+        """The command that resumes the run where it stopped (its selection kept)."""
+        return self.resume_at(self._nesting.outer)
+
+    def resume_at(self, step: Step | None) -> str:
+        """The command that resumes the run at ``step`` of the guide (None: where it began)."""
+        at = step.number if step is not None else None
+        return f"runbook exec {self.guide_arg}{resume_flags(self._options, at)}"
 
     # -- refusals -------------------------------------------------------------------------------
 
@@ -97,6 +106,19 @@ class Operator:
         if picked is None:
             raise Quit
         return picked
+
+    def keep_tab(self, step: Step, group: Origin, labels: list[str], picked: str) -> str:
+        """Let the operator keep the alternative picked at an earlier step or change it."""
+        if not self.interactive:
+            return picked
+        choice = self.console.choose(
+            f"Step {step.number} offers {' | '.join(labels)}: keep {picked}?",
+            [("k", "keep"), ("c", "change"), ("q", "quit")],
+            default="k",
+        )
+        if choice == "q":
+            raise Quit
+        return picked if choice == "k" else self.pick_tab(step, group, labels)
 
     def manual(self, step: Step) -> bool:
         """Show a manual step and ask whether it is done; True when it is, False to skip."""
@@ -165,15 +187,43 @@ class Operator:
         """Let the operator edit ``code``; None when it is unchanged."""
         return self.console.edit(code)
 
-    def after_failure(self, what: str) -> str:
-        """Say what went wrong with a block; when someone can be asked, ask ``r`` retry,
-        ``s`` skip the block or ``q`` quit (else ``q``)."""
+    def after_failure(self, what: str, *, resume_from: str = "") -> str:
+        """Say what went wrong with a block; when someone can be asked, ask what now (else
+        ``q``): ``r`` retry, ``f`` retry from the failing command (offered when
+        ``resume_from`` names it), ``e`` edit then retry, ``d`` done by hand, ``s`` skip the
+        block, ``q`` quit."""
         self.console.line(f"✗ {what}", "red", "bold")
         if not self.interactive:
             return "q"
-        return self.console.choose(
-            "What now?", [("r", "retry"), ("s", "skip this block"), ("q", "quit")]
-        )
+        choices = [("r", "retry")]
+        if resume_from:
+            self.console.line(f"  it failed at {resume_from}", "dim")
+            choices.append(("f", "retry from there"))
+        choices += [
+            ("e", "edit then retry"),
+            ("d", "done by hand"),
+            ("s", "skip this block"),
+            ("q", "quit"),
+        ]
+        return self.console.choose("What now?", choices)
+
+    def incomplete(self, step: Step, why: str) -> None:
+        """Stop before going past ``step``, which is not complete (``why``), unless the
+        operator says to go on; it stays unticked either way."""
+        what = f"{self._nesting.named(step)} ({step.title}) is not complete: {why}"
+        if not self.interactive:
+            raise NeedsOperator(
+                what,
+                path=step.origin.path,
+                line=step.origin.line,
+                hint="finish it by hand and tick it with "
+                f"'runbook check {self.guide_arg} {step.number}', then run "
+                f"'{self.resume_command}' again",
+            )
+        self.console.line(f"! {what}; it is left unticked", "yellow")
+        choice = self.console.choose("Go on to the next step?", [("c", "continue"), ("q", "quit")])
+        if choice == "q":
+            raise Quit
 
     def unknown(self, step: Step, state: StepState) -> str:
         """Decide about a step whose outcome is unknown: ``r`` run it again, ``s`` skip it,
@@ -230,12 +280,27 @@ class Operator:
                 value = self.console.ask_value(ph.name, ph.secret)
             except EOFError:
                 raise Quit from None
+            except KeyboardInterrupt:
+                self._interrupted_question(ph)
+                continue
             try:
                 check(ph.name, value)
             except UsageError as exc:
                 self.console.line(f"  {exc.message}", "red")
                 continue
             return value
+
+    def _interrupted_question(self, ph: Placeholder) -> None:
+        """After Ctrl-C at the question for ``ph``: offer what Ctrl-C during a command
+        offers; return to ask again, or raise (a second Ctrl-C ends the run)."""
+        self.console.line(f"✗ interrupted (Ctrl-C) while asking for <{ph.name}>", "red", "bold")
+        choice = self.console.choose(
+            "What now?", [("r", "ask again"), ("s", "skip this block"), ("q", "quit")]
+        )
+        if choice == "s":
+            raise SkipBlock(ph.name)
+        if choice == "q":
+            raise KeyboardInterrupt
 
     def handover(self, last_line: str) -> None:
         """Tell the operator a command waits for their typing."""

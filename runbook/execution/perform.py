@@ -5,10 +5,12 @@ operator moves on, or the run must stop."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from runbook.execution import plan
 from runbook.execution.connect import Connections
+from runbook.execution.operator import SkipBlock
 from runbook.execution.parts import Parts
 from runbook.execution.plan import Unit
 from runbook.execution.shells import Shell
@@ -44,6 +46,16 @@ class Performer:
         """Carry out a block that may run: an ``ssh`` line, a block of a declined connection,
         an offered block or one to run; return (1 when it ran or was done by hand, else 0;
         why its step is incomplete, or empty)."""
+        try:
+            return self._perform(step, action)
+        except SkipBlock as skipped:
+            # Interrupted while its input was asked: the operator skipped it.
+            self.parts.records.confirmed(step, action, "skip", how="input-interrupted")
+            if action.kind == "connect":
+                self.connections.decline(action, "s")
+            return 0, f"the block at {action.origin.shown} was skipped (no <{skipped}>)"
+
+    def _perform(self, step: Step, action: Action) -> tuple[int, str]:
         connections = self.connections
         if plan.block_by_hand(action, self.parts.options):
             return self._passed(step, action), ""
@@ -213,9 +225,13 @@ class Performer:
             if what is None:
                 return True
             choice = operator.after_failure(what)
-            if choice == "s":
-                parts.records.confirmed(step, unit.action, "skip-failed")
-                return False
+            if choice in ("s", "d"):
+                parts.records.confirmed(
+                    step, unit.action, "skip-failed" if choice == "s" else "by-hand-failed"
+                )
+                return choice == "d"
+            if choice == "e":
+                unit = self._edited(step, unit, host[0])
             if choice == "q":
                 if result.outcome == Outcome.INTERRUPTED:
                     raise KeyboardInterrupt
@@ -229,6 +245,29 @@ class Performer:
                     resume_step=nesting.resume_step(step),
                 )
             captured.clear()
+
+    def _edited(self, step: Step, unit: Unit, key: str) -> Unit:
+        """Let the operator edit the part of a block that failed (the whole block, or its
+        ``$ `` command) and show the result; return the unit to run next."""
+        parts = self.parts
+        action = unit.action
+        source = action.commands[unit.index].code if action.expects_output else action.code
+        edited = parts.operator.edit(source)
+        if edited is None:
+            parts.console.line("  unchanged: running it again as it was", "dim")
+            return unit
+        parts.records.write(
+            "action-edited", step=step.number, origin=str(unit.origin), after="failure"
+        )
+        shown = plan.edited(replace(action, expects_output=False, commands=()), edited)
+        parts.operator.code(shown, self._legend(shown), self.connections.place(action), "edited")
+        inputs = parts.inputs
+        for ph in shown.placeholders:
+            value = self._value(ph, step, shown)
+            parts.hosts.define(key, ph.name, value, secret=inputs.secret(ph.name))
+        literal = {k: v for k, v in inputs.values.items() if k not in inputs.secrets()}
+        code = plan.units(shown, literal)[0].code
+        return replace(unit, code=code)
 
     def _attempt(
         self,

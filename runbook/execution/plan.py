@@ -163,6 +163,20 @@ def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
     return steps
 
 
+def resume_flags(options: ExecOptions, at: int | None) -> str:
+    """Return the selection flags of a run that resumes this one at step ``at`` (None: where
+    this one started): ``--only`` keeps the steps still ahead, ``--from`` (and ``--redo``,
+    which ran ticked steps again) starts at ``at``; a plain run needs none, its ticks say
+    where it stopped."""
+    if options.only:
+        ahead = sorted(n for n in options.only if at is None or n >= at)
+        return " --only " + ",".join(str(n) for n in ahead or options.only)
+    if options.from_step is not None or options.redo:
+        start = at if at is not None else options.from_step
+        return f" --from {start}" if start is not None else " --redo"
+    return ""
+
+
 def block_by_hand(action: Action, options: ExecOptions) -> bool:
     """Whether ``--by-hand-block`` passes ``action`` as done by hand."""
     return _resolved(action.origin) in options.by_hand_blocks

@@ -28,7 +28,15 @@ from runbook.journal import (
 )
 from runbook.lock import Lock, lock_name
 from runbook.model import Action, Runbook, Step
-from runbook.state import Tick, apply_ticks, check_writable, digest, file_digest
+from runbook.state import (
+    Snapshot,
+    Tick,
+    apply_ticks,
+    check_writable,
+    digest,
+    file_digest,
+    item_now,
+)
 
 
 class Records:
@@ -45,6 +53,8 @@ class Records:
         """The transcript, once open: the shells write the raw output there."""
         self.transcript_path: Path | None = None
         """Where the transcript is, once open."""
+        # The guide as last read for hand ticks, by its file's (inode, size, mtime).
+        self._seen: tuple[tuple[int, int, int], Snapshot] | None = None
 
     def check_writable(self) -> None:
         """Refuse a guide whose checklist this run could not write, before anything runs.
@@ -175,6 +185,32 @@ class Records:
             ) from exc
         self.write("tick", step=step.number, line=step.item.origin.line)
         return True
+
+    def ticked_meanwhile(self, step: Step) -> bool:
+        """Whether a person ticked ``step`` in the guide since the run read it (in an
+        editor, while the run waited); unsure (the item is gone or unreadable) is False."""
+        if step.item is None or step.item.checked:
+            # Ticked when the run began: --redo, --from or --only run it on purpose.
+            return False
+        current = self._current()
+        if current is None:
+            return False
+        tick = Tick(step.item.origin.path, step.item.origin.line, True, step.item.text)
+        try:
+            return item_now(tick, self._snapshot, current).checked
+        except ConcurrentEditError:
+            return False
+
+    def _current(self) -> Snapshot | None:
+        """Return the guide as it is now; read again only when its file changed."""
+        try:
+            stat = os.stat(self.book.path)
+            seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            if self._seen is None or seen != self._seen[0]:
+                self._seen = (seen, Snapshot.read(self.book.path))
+        except (OSError, StateError):
+            return None
+        return self._seen[1]
 
     def states(self) -> dict[int, StepState]:
         """Return what the journal last says about each step, across runs."""

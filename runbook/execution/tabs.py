@@ -15,6 +15,9 @@ from runbook.model import Action, Origin, Step, TabRef
 Ask = Callable[[Step, Origin, list[str]], str]
 """Decides a set of tabs of a step, given the set (its first tab) and its labels; raises
 when no one can be asked."""
+Keep = Callable[[Step, Origin, list[str], str], str]
+"""Confirms the label an earlier answer picked for a set of tabs of a step, or returns
+another of its labels."""
 
 
 class TabChoices:
@@ -55,9 +58,10 @@ class TabChoices:
                     labels.append(tab.label)
         return groups
 
-    def decide(self, step: Step, ask: Ask) -> None:
+    def decide(self, step: Step, ask: Ask, keep: Keep | None = None) -> None:
         """Decide each set of alternatives of ``step``, outer sets first; ``ask`` decides a
-        set nothing else decides (it may raise, leaving the later sets undecided)."""
+        set nothing else decides (it may raise, leaving the later sets undecided), ``keep``
+        (when given) may change a label an earlier answer picked."""
         for group, (outer, labels) in self.groups(step).items():
             if group in self.chosen:
                 continue
@@ -68,6 +72,15 @@ class TabChoices:
             how = "remembered" if picked in self._asked else "flag"
             if picked is None and len(labels) == 1:
                 picked, how = labels[0], "only"
+            if picked is not None and how == "remembered" and keep is not None:
+                kept = keep(step, group, labels, picked)
+                if kept != picked:
+                    # The new answer replaces the old one for the steps after this one too.
+                    self.labels = [label for label in self.labels if label != picked]
+                    self._asked.discard(picked)
+                    picked, how = kept, "changed"
+                    self.labels.append(picked)
+                    self._asked.add(picked)
             if picked is None:
                 picked, how = ask(step, group, labels), "asked"
                 # Remembered by label: later steps offering the same tab take it unasked.
