@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -28,6 +28,7 @@ _BOX = re.compile(
     rb"(?:\xef\xbb\xbf)?[ \t]*(?:>[ \t]*)*(?:[*+-]|[0-9]{1,9}[.)])[ \t]+\[[ xX]\](?=[ \t\r\n]|\Z)"
 )
 _READ_CHUNK = 1 << 20
+_BOX_STATES = frozenset(b" xX")
 # Re-read attempts when the file changes between our read and our write.
 _WRITE_ATTEMPTS = 5
 _WRITE_WAIT = 5.0
@@ -262,9 +263,11 @@ def item_now(tick: Tick, old: Snapshot, current: Snapshot) -> TaskItem:
     """Return the tick's item (a line of ``old``) as it stands in ``current``, followed
     through edits as a tick would be; raise ConcurrentEditError when it is gone."""
     if current.sha256 == old.sha256 or _only_boxes_differ(old, current):
-        item = current.item_at(tick.line)
+        # Lines unmoved: the item stands where it stood, only its box may have changed.
+        item = old.item_at(tick.line)
         if item is not None:
-            return item
+            checked = current.data[item.offset] != 0x20
+            return item if item.checked == checked else replace(item, checked=checked)
     return _relocate(tick, old, current, _map_lines(old, current))
 
 
@@ -275,14 +278,16 @@ def _plan(ticks: Sequence[Tick], old: Snapshot, current: Snapshot) -> dict[int, 
     same_lines = current is old or _only_boxes_differ(old, current)
     for tick in ticks:
         if same_lines:
-            target = current.item_at(tick.line)
-            assert target is not None  # checked by _check_against, boxes only moved
+            # Only box bytes differ, so every item of ``old`` stands in ``current`` at the
+            # same line and offset with the same text: no need to find them all again.
+            target = old.item_at(tick.line)
+            assert target is not None  # checked by _check_against
         else:
             if mapping is None:
                 mapping = _map_lines(old, current)
             target = _relocate(tick, old, current, mapping)
         new = 0x78 if tick.checked else 0x20  # 'x' / ' '
-        if tick.checked and target.checked:
+        if tick.checked and current.data[target.offset] != 0x20:
             new = current.data[target.offset]  # keep an existing 'X'
         plan[target.offset] = new
     return plan
@@ -291,24 +296,20 @@ def _plan(ticks: Sequence[Tick], old: Snapshot, current: Snapshot) -> dict[int, 
 def _only_boxes_differ(old: Snapshot, current: Snapshot) -> bool:
     """Tell whether ``current`` is ``old`` with some boxes ticked or cleared (lines unmoved).
 
-    This is the common case of a long run, ticking step after step: it must not cost a
-    diff of the whole guide per tick.
+    This is the common case of a long run, ticking step after step: it must cost neither a
+    diff of the whole guide nor a search for its items per tick. Every box byte of ``old``
+    must hold ``' '``, ``'x'`` or ``'X'`` in ``current``; put back to ``old``'s, the rest
+    must be equal byte for byte.
     """
-    if len(old.data) != len(current.data):
-        return False
-    boxes = {item.offset for item in old.items}
     a, b = old.data, current.data
-    # Compare in large slices; only look byte by byte around the differences.
-    step = 4096
-    for start in range(0, len(a), step):
-        if a[start : start + step] == b[start : start + step]:
-            continue
-        for offset in range(start, min(start + step, len(a))):
-            if a[offset] != b[offset] and (
-                offset not in boxes or b[offset] not in (0x20, 0x78, 0x58)
-            ):
-                return False
-    return True
+    if len(a) != len(b):
+        return False
+    restored = bytearray(b)
+    for item in old.items:
+        if b[item.offset] not in _BOX_STATES:
+            return False
+        restored[item.offset] = a[item.offset]
+    return restored == a
 
 
 def _relocate(
@@ -464,9 +465,12 @@ def _open_guide(guide: Path, *, line: int | None = None) -> int:
 
 
 def _read_all(fd: int) -> bytes:
+    # Ask for the file's size (and a byte more, to see the end) rather than a whole chunk:
+    # a tick reads a small guide twice, and a 1 MiB buffer each time costs more than the read.
+    want = os.fstat(fd).st_size + 1
     chunks: list[bytes] = []
     offset = 0
-    while chunk := os.pread(fd, _READ_CHUNK, offset):
+    while chunk := os.pread(fd, min(max(want - offset, 4096), _READ_CHUNK), offset):
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)

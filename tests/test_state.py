@@ -589,3 +589,73 @@ def test_two_writers_with_stale_snapshots_keep_each_others_ticks(tmp_path: Path)
 
 def test_errors_are_runbook_errors() -> None:
     assert issubclass(ConcurrentEditError, RunbookError)
+
+
+# --- the fast paths of a long run: ticks against the snapshot the run loaded ------------------
+
+
+def reference_only_boxes_differ(old: Snapshot, current: Snapshot) -> bool:
+    """The definition, byte by byte: every difference is a box byte of ``old`` that now
+    holds ' ', 'x' or 'X'."""
+    if len(old.data) != len(current.data):
+        return False
+    boxes = {item.offset for item in old.items}
+    return all(
+        a == b or (i in boxes and b in b" xX")
+        for i, (a, b) in enumerate(zip(old.data, current.data, strict=True))
+    )
+
+
+@PROPERTY
+@given(FILES | SPEC_FILES, st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255))))
+def test_only_boxes_differ_is_the_byte_by_byte_definition(
+    data: bytes, edits: list[tuple[int, int]]
+) -> None:
+    from runbook.state import _only_boxes_differ, item_now
+
+    old = Snapshot.of("g.md", data)
+    boxes = sorted(item.offset for item in old.items)
+    changed = bytearray(data)
+    for pick, byte in edits:
+        # Mostly box bytes set to a state byte, sometimes any byte anywhere.
+        if boxes and pick % 3:
+            changed[boxes[pick % len(boxes)]] = b" xX"[byte % 3]
+        elif changed:
+            changed[pick % len(changed)] = byte
+    current = Snapshot.of("g.md", bytes(changed))
+    same = _only_boxes_differ(old, current)
+    assert same == reference_only_boxes_differ(old, current)
+    if same:
+        # Items are where they were, with their text; only their boxes may differ.
+        assert [(i.line, i.offset, i.text) for i in current.items] == [
+            (i.line, i.offset, i.text) for i in old.items
+        ]
+        for item in old.items:
+            tick = Tick(Path("g.md"), item.line, True, item.text)
+            assert item_now(tick, old, current) == current.item_at(item.line)
+
+
+@PROPERTY
+@given(FILES | SPEC_FILES, OPS)
+def test_ticks_against_the_loaded_snapshot_only_change_box_bytes(
+    data: bytes, ops: list[tuple[int, bool]]
+) -> None:
+    """What a run does: every tick names a line of the guide as loaded, and passes that
+    snapshot, while the file holds the run's earlier ticks."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "guide.md"
+        path.write_bytes(data)
+        loaded = Snapshot.read(path)
+        expected = bytearray(data)
+        for pick, checked in ops:
+            if not loaded.items:
+                break
+            item = loaded.items[pick % len(loaded.items)]
+            now = apply_ticks(
+                path, [Tick(path, item.line, checked, item.text)], snapshot=loaded, lock_dir=folder
+            )
+            if not checked:
+                expected[item.offset] = 0x20
+            elif expected[item.offset] == 0x20:
+                expected[item.offset] = 0x78
+            assert path.read_bytes() == now.data == bytes(expected)
