@@ -19,6 +19,7 @@ from mkdocs.structure.pages import Page
 from runbook.errors import RunbookError
 from runbook.guide import page_variables
 from runbook.render import Renderer, split_front_matter
+from runbook.serve_page import mark_page, read_only, serving, with_script
 from runbook.site import PLUGIN_OPTIONS, plugin_settings, site_with
 
 
@@ -77,7 +78,16 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
             )
         except RunbookError as exc:
             raise _plugin_error(exc) from None
+        if serving():
+            return mark_page(rendered.text, path, self.site, self.renderer, rendered)
         return rendered.text
+
+    def on_page_content(self, html: str, *, page: Page, config: MkDocsConfig, files: Files) -> str:
+        # A box clickable in a static page shows a tick the file never gets.
+        return read_only(html)
+
+    def on_post_page(self, output: str, *, page: Page, config: MkDocsConfig) -> str:
+        return with_script(output) if serving() else output
 
 
 def _plugin_error(exc: RunbookError) -> PluginError:

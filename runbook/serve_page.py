@@ -1,0 +1,81 @@
+"""What the MkDocs plugin changes in a page: read-only boxes in every build, and in the
+build ``runbook serve`` makes, the marks its script turns into a live checklist.
+
+The static build (``mkdocs build``) gets nothing but read-only boxes: a box a reader could
+click there would show a tick the file never gets.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from pathlib import Path
+
+from runbook.errors import RunbookError
+from runbook.guide import load
+from runbook.model import Rendered
+from runbook.render import Renderer
+from runbook.site import Site
+
+SERVE_ENV = "RUNBOOK_SERVE"
+"""Set to ``1`` by ``runbook serve`` around its own builds: only those pages get marks."""
+ASSETS = "/_runbook/"
+"""Where the server answers with the page script and its style."""
+
+# A task-list box pymdownx.tasklist renders clickable (``clickable_checkbox: true``).
+_CLICKABLE = re.compile(
+    r'(<li class="task-list-item">(?:<label class="task-list-control">)?<input type="checkbox")'
+    r"(?=( checked)?/>)"
+)
+
+
+def serving() -> bool:
+    """Tell whether this build is ``runbook serve``'s."""
+    return os.environ.get(SERVE_ENV) == "1"
+
+
+def read_only(content: str) -> str:
+    """Return the page's HTML with every task-list box read-only, as without
+    ``clickable_checkbox``; a page whose boxes already are comes back unchanged."""
+    return _CLICKABLE.sub(r"\1 disabled", content)
+
+
+def with_script(output: str) -> str:
+    """Return the page's HTML loading the serve script and style, in the head."""
+    tags = (
+        f'<link rel="stylesheet" href="{ASSETS}serve.css">'
+        f'<script src="{ASSETS}serve.js" defer></script>'
+    )
+    head, found, rest = output.partition("</head>")
+    return f"{head}{tags}{found}{rest}" if found else output + tags
+
+
+def mark_page(markdown: str, path: Path, site: Site, renderer: Renderer, rendered: Rendered) -> str:
+    """Return the page's rendered markdown with the marks of a runbook page: after each
+    overview item, a mark naming its step; at the end, one naming the guide (and, on a step
+    page of a guide spanning pages, its step). Other pages come back unchanged."""
+    try:
+        book = load(path, site=site, renderer=renderer)
+    except RunbookError:
+        return markdown  # the page is shown as it is; lint says what is wrong
+    items = {
+        s.item.origin.line: s.number
+        for s in book.steps
+        if s.item is not None and s.item.origin.path == path
+    }
+    if not items and book.focus is None:
+        return markdown
+    lines = markdown.split("\n")
+    for index in range(len(lines)):
+        origin = rendered.line_map.origin(index)
+        number = items.get(origin.line) if origin.path == path else None
+        if number is not None:
+            line = lines[index]
+            end = len(line) - 1 if line.endswith("\r") else len(line)
+            mark = f' <span class="rb-step" data-rb-step="{number}"></span>'
+            lines[index] = line[:end] + mark + line[end:]
+    guide = html.escape(os.path.relpath(book.path, site.root), quote=True)
+    focus = "" if book.focus is None or book.path == path else f' data-rb-focus="{book.focus}"'
+    page = f'<div class="rb-guide" data-rb-guide="{guide}"{focus} hidden></div>'
+    return "\n".join(lines).rstrip("\n") + f"\n\n{page}\n"
