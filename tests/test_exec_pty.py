@@ -134,7 +134,9 @@ def test_ctrl_c_stops_the_command_offers_choices_and_a_second_one_exits_130(work
     wait_for_sleep(ws)
     term.child.sendintr()
     term.expect("was interrupted (Ctrl-C)")
-    term.expect("What now? [r]etry / [s]kip this block / [q]uit")
+    term.expect(
+        "What now? [r]etry / [e]dit then retry / [d]one by hand / [s]kip this block / [q]uit"
+    )
     # The command is gone and recorded; the step is neither ended nor ticked.
     assert no_process_left(ws.dir, "sleep", "33.1", timeout=2)
     assert ws.events("action-end", step=1)[0]["outcome"] == "interrupted"
@@ -163,8 +165,11 @@ def test_after_ctrl_c_the_operator_can_retry_then_skip(workspace):
     term.child.sendintr()
     term.expect("What now?")
     term.answer("s")
+    term.expect("step 1 (Long) is not complete: a failed block was skipped; it is left unticked")
+    term.expect("Go on to the next step? [c]ontinue / [q]uit")
+    term.answer("c")
     assert term.finish() == 0
-    # A skipped failure leaves the step unticked; the run goes on with the next one.
+    # A skipped failure leaves the step unticked; the run goes on when the operator says so.
     assert ws.log() == ["begin", "begin", "next"]
     assert ws.ticked() == {2}
     assert re.search(r"–  1\. Long +skipped .*a failed block was skipped", term.text)
@@ -177,6 +182,8 @@ def test_tabs_are_asked_once_and_remembered_by_label(workspace):
     term.expect("Step 1 offers alternatives. Which one?")
     term.expect("Choice: ")
     term.answer("2")  # Workbench
+    term.expect("Step 2 offers mysqldump | Workbench: keep Workbench? [k]eep (Enter) / [c]hange")
+    term.answer("")  # Enter keeps it
     term.expect("Step 3 offers alternatives. Which one?")
     term.expect("Choice: ")
     term.answer("production")  # by name, any case
@@ -317,3 +324,86 @@ def test_prose_leads_its_block_and_a_danger_waits_for_a_yes(workspace):
     assert not (ws.dir / "dropped").exists()
     assert ws.ticked() == {1}
     assert "declined, confirmed by" in plain
+
+
+def test_the_tab_can_be_changed_at_the_next_step_and_q_quits_the_tab_menu(workspace):
+    ws = workspace("tabs.md")
+    term = Terminal(ws)
+    term.expect("Which one?")
+    term.expect("q) quit")
+    term.answer("1")  # mysqldump
+    term.expect("keep mysqldump?")
+    term.answer("c")
+    term.expect("Step 2 offers alternatives. Which one?")
+    term.answer("Workbench")
+    term.expect("Step 3 offers alternatives. Which one?")
+    term.expect("Choice: ")
+    term.answer("q")
+    assert term.finish() == 4
+    assert ws.log() == ["backup with mysqldump", "restore with workbench"]
+    assert [(r["label"], r["how"]) for r in ws.events("tab")] == [
+        ("mysqldump", "asked"),
+        ("Workbench", "changed"),
+    ]
+    assert ws.ticked() == {1, 2}
+    assert "stopped; run 'runbook exec tabs.md' to go on" in term.text
+
+
+def test_after_a_failure_edit_then_retry_shows_the_edit_before_it_runs(workspace):
+    ws = workspace("fail.md")
+    env = cli_env(TERM="xterm-256color", VISUAL="sed -i s/ready/fail.md/")
+    term = Terminal(ws, env=env)
+    term.expect("exited with status 1")
+    term.expect("What now?")
+    term.answer("e")
+    term.expect("edited")
+    term.expect("test -e fail.md")
+    assert term.finish() == 0, term.text
+    assert ws.log() == ["first", "second-start", "second-start", "second-after", "third"]
+    assert ws.ticked() == {1, 2, 3}
+    assert [r["after"] for r in ws.events("action-edited", step=2)] == ["failure"]
+    assert ws.only_boxes_changed()  # the edit ran; the guide keeps what its author wrote
+
+
+def test_after_a_failure_done_by_hand_counts_as_done(workspace):
+    ws = workspace("fail.md")
+    term = Terminal(ws)
+    term.expect("What now?")
+    term.answer("d")
+    assert term.finish() == 0, term.text
+    assert ws.log() == ["first", "second-start", "third"]
+    assert ws.ticked() == {1, 2, 3}
+    assert ws.events("action-confirmed", step=2)[0]["choice"] == "by-hand-failed"
+
+
+def test_ctrl_c_at_an_input_question_offers_the_choices_of_a_command(workspace):
+    ws = workspace("secrets.md")
+    term = Terminal(ws)
+    term.expect("Value for <db-password> (hidden): ")
+    term.child.sendintr()
+    term.expect("interrupted (Ctrl-C) while asking for <db-password>")
+    term.expect("What now? [r]")
+    term.answer("r")
+    term.expect("Value for <db-password> (hidden): ")
+    term.child.sendintr()
+    term.expect("What now?")
+    term.child.sendintr()  # a second Ctrl-C ends the run, as during a command
+    assert term.finish() == 130
+    assert ws.ticked() == set()
+    assert not ws.events("input", name="db-password")
+
+
+def test_a_box_ticked_by_hand_during_a_paused_run_is_respected(workspace):
+    ws = workspace("fail.md")
+    term = Terminal(ws)
+    term.expect("What now?")
+    # While the run waits, the operator does step 3 by hand and ticks it in an editor.
+    text = ws.guide.read_text().replace("* [ ] 3. Third", "* [x] 3. Third")
+    ws.guide.write_text(text)
+    (ws.dir / "ready").touch()
+    term.answer("r")
+    term.expect("step 3 was ticked by hand meanwhile")
+    assert term.finish() == 0, term.text
+    assert ws.log() == ["first", "second-start", "second-start", "second-after"]
+    assert ws.ticked() == {1, 2, 3}
+    assert ws.events("step-skipped", step=3)[0]["why"] == "ticked by hand"
