@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook.model import Diagnostic, Origin, Runbook, Step, location
+from runbook.model import Diagnostic, Origin, Runbook, Step, SubStep, location
 
 # Documented exit codes (docs/cli.md keeps these in step).
 EXIT_OK = 0
@@ -118,3 +118,20 @@ def step_of(book: Runbook, number: int) -> Step:
             hint=f"see 'runbook list {location(book.path)}' for the steps",
         )
     return step
+
+
+def substep_of(step: Step, sub: int) -> SubStep:
+    """Return part ``sub`` of ``step``, or refuse naming the parts it has."""
+    if 1 <= sub <= len(step.substeps):
+        return step.substeps[sub - 1]
+    has = (
+        f"has {len(step.substeps)} numbered sub-headings"
+        if step.substeps
+        else "has no numbered sub-headings ('#### 1. …')"
+    )
+    raise UsageError(
+        f"step {step.number} {has}, so there is no part {step.number}.{sub}",
+        path=step.origin.path,
+        line=step.origin.line,
+        hint=f"'runbook show GUIDE {step.number}' shows the whole step",
+    )

@@ -348,9 +348,40 @@ def test_check_n_m_ticks_a_sub_checklist_item_and_records_it(tmp_path: Path) -> 
     assert "- [ ] look" in guide.read_text(encoding="utf-8")
 
 
-def test_exec_only_n_m_is_refused_saying_exec_runs_whole_steps(tmp_path: Path) -> None:
+def test_exec_only_n_m_runs_that_part_alone_and_ticks_nothing(tmp_path: Path) -> None:
     guide = parts_guide(tmp_path)
-    refused = run_cli(tmp_path, "exec", "--yes", "--only", "1.2", "guide.md")
-    assert refused.returncode == 2
-    assert "exec runs whole steps" in refused.stderr and "runbook show GUIDE 1.2" in refused.stderr
-    assert journal(guide) == []
+    before = guide.read_bytes()
+    ran = run_cli(tmp_path, "exec", "--yes", "--tab", "Production", "--only", "1.2", "guide.md")
+    assert ran.returncode == 0, ran.stderr
+    assert "second" in ran.stdout and "echo first" not in ran.stdout
+    assert "Go › Second" in ran.stdout
+    assert "part 1.2 done; step 1 stays unticked" in ran.stdout
+    assert guide.read_bytes() == before  # a part is not the step: nothing ticked
+    events = [(r["event"], r.get("parts"), r.get("result")) for r in journal(guide)]
+    assert ("part-start", [2], None) in events and ("part-end", [2], "done") in events
+    assert not [e for e in events if e[0] in ("step-start", "step-end")]
+    # What it would run, in a dry run: that part's block alone.
+    dry = run_cli(
+        tmp_path, "exec", "--yes", "--tab", "Production", "--only", "1.2", "--dry-run", "guide.md"
+    )
+    assert dry.returncode == 0 and "echo second" in dry.stdout and "echo first" not in dry.stdout
+
+    for only, said in [
+        ("1.3", "has 2 numbered sub-headings"),
+        ("2.1", "no numbered sub-headings"),
+        ("1,1.2", "names step 1 and its part 1.2"),
+    ]:
+        refused = run_cli(tmp_path, "exec", "--yes", "--only", only, "guide.md")
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+    by_hand = run_cli(tmp_path, "exec", "--yes", "--by-hand", "1.2", "guide.md")
+    assert by_hand.returncode == 2 and "takes whole steps" in by_hand.stderr
+
+
+def test_a_failed_part_names_the_command_that_resumes_it(tmp_path: Path) -> None:
+    guide = parts_guide(tmp_path)
+    guide.write_text(PARTS.replace("echo second", "echo second; exit 3"), encoding="utf-8")
+    failed = run_cli(tmp_path, "exec", "--yes", "--tab", "Production", "--only", "1.2", "guide.md")
+    assert failed.returncode == 1, failed.stderr
+    assert "runbook exec guide.md --only 1.2' again" in failed.stderr
+    ends = [r for r in journal(guide) if r["event"] == "part-end"]
+    assert [r["result"] for r in ends] == ["failed"]

@@ -194,6 +194,7 @@ def operate(site: Site, args: list[str], tab: str, on_manual: Callable[[int], No
                     r"Is it done\?.*\[q\]uit",
                     r"Run this\?.*\[q\]uit",
                     r"(?:DANGER|WARNING|is optional)[^\n]*\? \[y\]es",
+                    r"offers [^\n]*: keep (\S+)\? \[k\]eep",
                     r"Summary",
                     pexpect.EOF,
                 ]
@@ -219,6 +220,11 @@ def operate(site: Site, args: list[str], tab: str, on_manual: Callable[[int], No
             # optional step's block).
             child.sendline("y")
             asked.append(f"yes to a warning at step {step}")
+        elif index == 6:
+            # The tab picked earlier is offered again: Enter keeps it, c changes it.
+            kept = child.match.group(1) == tab
+            child.sendline("" if kept else "c")
+            asked.append(f"{'keep' if kept else 'change'} tab at step {step}")
         else:
             break
     child.expect(pexpect.EOF)
@@ -235,8 +241,9 @@ def test_operator_walks_through_in_a_terminal(site: Site) -> None:
             site.sbx("remove", "old")
 
     first = operate(site, ["--only", "1,2,3,4,5,6,7,8"], "Sandbox", by_hand)
-    questions = [a for a in first if not a.startswith("yes to a warning")]
+    questions = [a for a in first if not a.startswith(("yes to a warning", "keep tab"))]
     assert questions == ["tab Sandbox at step 1", "input site-name"]
+    assert "keep tab at step 2" in first
     assert "yes to a warning at step 1" in first  # the installation's default password
     # A second session resumes at step 9, where this operator follows the Production tab.
     second = operate(site, [], "Production", by_hand)

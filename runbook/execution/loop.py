@@ -73,6 +73,9 @@ class Loop:
                     StepResult(step.number, step.title, "already done", note="ticked by hand")
                 )
                 continue
+            if plan.part_actions(step, parts.options) is not None:
+                self._run_parts(step, total)
+                continue
             parts.console.header(step.number, total, step.title)
             started = time.monotonic()
             parts.records.write("step-start", sync=True, step=step.number, title=step.title)
@@ -91,6 +94,45 @@ class Loop:
                 self._end_step(step, result, started, note)
             if result == "skipped" and note and step is not steps[-1]:
                 parts.operator.incomplete(step, note)
+
+    def _run_parts(self, step: Step, total: int) -> None:
+        """Run only the named parts of ``step`` (``--only 3.2``): their blocks, no directive;
+        the step is never ticked, as the rest of it did not run."""
+        parts = self.parts
+        named = [m for n, m in parts.options.parts if n == step.number]
+        label = ", ".join(f"{step.number}.{m}" for m in named)
+        titles = " · ".join(p.title for p in step.substeps if p.number in named)
+        parts.console.header(step.number, total, f"{step.title} › {titles}")
+        actions = plan.part_actions(step, parts.options) or ()
+        records = parts.records
+        records.write("part-start", sync=True, step=step.number, parts=named)
+        parts.nesting.outer = step
+        started = time.monotonic()
+        result, note = "error", ""
+        try:
+            result, note = self.run_step(replace(step, actions=actions, directives=()))
+        except BaseException as exc:
+            result = result_of(exc)
+            raise
+        finally:
+            with parts.signals.bookkeeping():
+                duration = time.monotonic() - started
+                records.write(
+                    "part-end",
+                    sync=True,
+                    step=step.number,
+                    parts=named,
+                    result=result,
+                    duration=round(duration, 3),
+                )
+                self.results.append(
+                    StepResult(step.number, f"{step.title} › part {label}", result, duration, note)
+                )
+        if result == "done":
+            parts.console.line(
+                f"✓ part {label} done; step {step.number} stays unticked, as only part of it ran",
+                "green",
+            )
 
     def tick(self, step: Step) -> None:
         """Tick ``step`` in the guide and say so (its end is already durable)."""
@@ -377,6 +419,9 @@ class Runner:
         inner_steps = []
         for step in steps:
             if plan.pending(step, self.options) and step.number not in self.options.by_hand:
+                only_part = plan.part_actions(step, self.options)
+                if only_part is not None:
+                    step = replace(step, actions=only_part, directives=())
                 for inner, label in plan.expanded(step, self.book, self.guides):
                     outer_of.setdefault(id(inner), (step, label))
                     inner_steps.append(inner)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runbook.actions import is_secret, prompt_commands
-from runbook.errors import GuideError, NeedsOperator, UsageError, step_of
+from runbook.errors import GuideError, NeedsOperator, UsageError, step_of, substep_of
 from runbook.execution.tabs import Ask, TabChoices
 from runbook.inputs import (
     CONTROL_RE,
@@ -56,6 +56,9 @@ class ExecOptions:
     """Start at this step; it and every later step run, ticked or not (``--from``)."""
     only: tuple[int, ...] = ()
     """Run just these steps, ticked or not (``--only``)."""
+    parts: tuple[tuple[int, int], ...] = ()
+    """Parts of steps that run alone (``--only 3.2``: step 3's second numbered
+    sub-heading), as (step, part); their steps are among ``only`` and are never ticked."""
     redo: bool = False
     """Run ticked steps again (``--redo``)."""
     interactive: bool = True
@@ -147,6 +150,8 @@ def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
         asked.append(options.from_step)
     for n in [*asked, *options.by_hand]:
         step_of(book, n)
+    for n, m in options.parts:
+        substep_of(step_of(book, n), m)
     if options.only:
         steps = [s for s in steps if s.number in options.only]
     elif options.from_step is not None:
@@ -163,14 +168,25 @@ def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
     return steps
 
 
+def part_actions(step: Step, options: ExecOptions) -> tuple[Action, ...] | None:
+    """Return the blocks of the parts of ``step`` that run alone, in document order; None
+    when the whole step runs."""
+    wanted = {m for n, m in options.parts if n == step.number}
+    if not wanted:
+        return None
+    chosen = {id(a) for part in step.substeps if part.number in wanted for a in part.actions}
+    return tuple(a for a in step.actions if id(a) in chosen)
+
+
 def resume_flags(options: ExecOptions, at: int | None) -> str:
     """Return the selection flags of a run that resumes this one at step ``at`` (None: where
     this one started): ``--only`` keeps the steps still ahead, ``--from`` (and ``--redo``,
     which ran ticked steps again) starts at ``at``; a plain run needs none, its ticks say
     where it stopped."""
     if options.only:
-        ahead = sorted(n for n in options.only if at is None or n >= at)
-        return " --only " + ",".join(str(n) for n in ahead or options.only)
+        ahead = sorted(n for n in options.only if at is None or n >= at) or options.only
+        named = [[f"{n}.{m}" for s, m in options.parts if s == n] or [str(n)] for n in ahead]
+        return " --only " + ",".join(ref for refs in named for ref in refs)
     if options.from_step is not None or options.redo:
         start = at if at is not None else options.from_step
         return f" --from {start}" if start is not None else " --redo"
@@ -531,6 +547,9 @@ def dry_plan(
         if step.number in options.by_hand:
             plan.append(DryStep(step, True, by_hand=True))
             continue
+        only_part = part_actions(step, options)
+        if only_part is not None:
+            step = replace(step, actions=only_part, directives=())
         parts = []
         for inner, label in expanded(step, book, guides):
             with nesting.part_of(step, label):
