@@ -16,7 +16,8 @@ import os
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -62,7 +63,9 @@ class LockHolder:
 
     def to_json(self) -> bytes:
         """Serialize the record as it is stored in the lock file."""
-        return json.dumps(asdict(self), sort_keys=True).encode() + b"\n"
+        # Every field is a plain value: no deep copy (asdict) needed.
+        fields = {f.name: getattr(self, f.name) for f in dataclass_fields(self)}
+        return json.dumps(fields, sort_keys=True).encode() + b"\n"
 
     @classmethod
     def from_json(cls, data: bytes) -> LockHolder | None:
@@ -266,14 +269,15 @@ class Lock:
         left = _read_fd(fd)
         if left is not None:
             self.previous = left
+        pid, user, started = _this_process()
         record = LockHolder(
-            pid=os.getpid(),
-            user=current_user(),
+            pid=pid,
+            user=user,
             host=this_host(),
             since=dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds"),
             command=self.command,
             kind=self.kind,
-            started=_process_start(os.getpid()),
+            started=started,
         )
         try:
             os.ftruncate(fd, 0)
@@ -392,6 +396,20 @@ def _pid_exists(pid: int) -> bool:
     except OSError as exc:
         return exc.errno != errno.ESRCH
     return True
+
+
+_THIS_PROCESS: tuple[int, str, int | None] | None = None
+
+
+def _this_process() -> tuple[int, str, int | None]:
+    """Return this process's pid, user and start time, read once per process (a forked
+    child has a pid of its own, and reads them again): a long run takes a write lock per
+    tick, and the user's name and the start time cost more than the lock itself."""
+    global _THIS_PROCESS
+    pid = os.getpid()
+    if _THIS_PROCESS is None or _THIS_PROCESS[0] != pid:
+        _THIS_PROCESS = (pid, current_user(), _process_start(pid))
+    return _THIS_PROCESS
 
 
 def _process_start(pid: int) -> int | None:

@@ -229,7 +229,8 @@ def apply_ticks(
 def _write(fd: int, guide: Path, ticks: Sequence[Tick], snapshot: Snapshot) -> Snapshot:
     data = _read_all(fd)
     for _ in range(_WRITE_ATTEMPTS):
-        current = snapshot if data == snapshot.data else Snapshot.of(guide, data)
+        # ``guide`` is resolved already: build snapshots without resolving it again.
+        current = snapshot if data == snapshot.data else Snapshot(guide, data, digest(data))
         plan = _plan(ticks, snapshot, current)
         changes = {offset: byte for offset, byte in plan.items() if data[offset] != byte}
         if not changes:
@@ -251,7 +252,8 @@ def _write(fd: int, guide: Path, ticks: Sequence[Tick], snapshot: Snapshot) -> S
         updated = bytearray(data)
         for offset, byte in changes.items():
             updated[offset] = byte
-        return Snapshot.of(guide, bytes(updated))
+        written = bytes(updated)
+        return Snapshot(guide, written, digest(written))
     raise ConcurrentEditError(
         "the guide keeps changing while its checklist is written",
         path=guide,
@@ -374,7 +376,8 @@ def _map_lines(old: Snapshot, current: Snapshot) -> dict[int, tuple[str, int | N
 
 def _check_origin(tick: Tick, guide: Path) -> None:
     origin = Path(tick.path)
-    same = origin.resolve() == guide
+    # A tick naming the resolved guide itself (a run's ticks do) needs no resolve.
+    same = origin == guide or origin.resolve() == guide
     if not same:
         try:
             same = os.path.samefile(origin, guide)
