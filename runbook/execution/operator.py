@@ -60,11 +60,10 @@ class Operator:
 
     def refuse_tab(self, step: Step, group: Origin, labels: list[str]) -> NoReturn:
         """Stop: ``step`` offers alternatives and none was chosen ahead."""
-        raise NeedsOperator(
+        raise _refusal(
             f"{self._nesting.named(step)} offers alternatives: {' | '.join(labels)}",
-            path=group.path,
-            line=group.line,
-            hint=f"pick one with --tab {quote_label(labels[0])} (or another label)",
+            group,
+            f"pick one with --tab {quote_label(labels[0])} (or another label)",
         )
 
     def refuse_inputs(self, step: Step, missing: list[tuple[Placeholder, Step, Action]]) -> None:
@@ -73,11 +72,10 @@ class Operator:
             return
         _, _, action = missing[0]
         names = ", ".join(f"<{p.name}>" for p, _, _ in missing)
-        raise NeedsOperator(
+        raise _refusal(
             f"{self._nesting.named(step)} needs {names}, and a non-interactive run cannot ask",
-            path=action.origin.path,
-            line=action.origin.line,
-            hint="give " + ", ".join(how_to_give(p.name, p.secret) for p, _, _ in missing),
+            action.origin,
+            "give " + ", ".join(how_to_give(p.name, p.secret) for p, _, _ in missing),
         )
 
     def refuse_suggested(self, step: Step, suggested: Action | None) -> None:
@@ -85,12 +83,11 @@ class Operator:
         if suggested is None or self.interactive:
             return
         # Stop before running anything of the step, so a rerun does not repeat half of it.
-        raise NeedsOperator(
+        raise _refusal(
             f"{self._nesting.named(step)} ({step.title}) offers a command that needs a "
             "person's yes",
-            path=suggested.origin.path,
-            line=suggested.origin.line,
-            hint="run interactively to confirm it, give --accept to run offered blocks as "
+            suggested.origin,
+            "run interactively to confirm it, give --accept to run offered blocks as "
             "if you answered run, mark the block { .run } if it is safe to run unattended, "
             "or do the step by hand and pass it with "
             f"--by-hand {self._nesting.resume_step(step)}",
@@ -123,11 +120,10 @@ class Operator:
     def manual(self, step: Step) -> bool:
         """Show a manual step and ask whether it is done; True when it is, False to skip."""
         if not self.interactive:
-            raise NeedsOperator(
+            raise _refusal(
                 f"{self._nesting.named(step)} ({step.title}) is done by a person",
-                path=step.origin.path,
-                line=step.origin.line,
-                hint=f"do it, then 'runbook check {self.guide_arg} {step.number}' and run "
+                step.origin,
+                f"do it, then 'runbook check {self.guide_arg} {step.number}' and run "
                 "again; or run interactively to confirm it",
             )
         body = _readable(step.body)
@@ -212,11 +208,10 @@ class Operator:
         operator says to go on; it stays unticked either way."""
         what = f"{self._nesting.named(step)} ({step.title}) is not complete: {why}"
         if not self.interactive:
-            raise NeedsOperator(
+            raise _refusal(
                 what,
-                path=step.origin.path,
-                line=step.origin.line,
-                hint="finish it by hand and tick it with "
+                step.origin,
+                "finish it by hand and tick it with "
                 f"'runbook check {self.guide_arg} {step.number}', then run "
                 f"'{self.resume_command}' again",
             )
@@ -245,11 +240,10 @@ class Operator:
         if self._options.skip_unknown:
             return "s"
         if not self.interactive:
-            raise NeedsOperator(
+            raise _refusal(
                 what,
-                path=step.origin.path,
-                line=step.origin.line,
-                hint="check what it did, then rerun with --retry-unknown (run it again) "
+                step.origin,
+                "check what it did, then rerun with --retry-unknown (run it again) "
                 "or --skip-unknown (leave it), or tick it with "
                 f"'runbook check {self.guide_arg} {step.number}' if it is done",
             )
@@ -269,11 +263,10 @@ class Operator:
         """Ask for the value of input ``ph`` that ``action`` needs (or refuse); ask again
         while ``check`` refuses the answer."""
         if not self.interactive:
-            raise NeedsOperator(
+            raise _refusal(
                 f"{self._nesting.named(step)} needs <{ph.name}>",
-                path=action.origin.path,
-                line=action.origin.line,
-                hint="give " + how_to_give(ph.name, ph.secret),
+                action.origin,
+                "give " + how_to_give(ph.name, ph.secret),
             )
         while True:
             try:
@@ -372,3 +365,9 @@ def _readable(body: str) -> str:
     if len(lines) > 40:
         lines = [*lines[:40], "…"]
     return "\n".join(lines)
+
+
+def _refusal(what: str, origin: Origin, hint: str) -> NeedsOperator:
+    """Return the refusal of a run without a person: ``what`` needs one, at ``origin``, and
+    ``hint`` says which option or answer would let the run go on."""
+    return NeedsOperator(what, path=origin.path, line=origin.line, hint=hint)
