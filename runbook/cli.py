@@ -400,6 +400,24 @@ def exec_cmd(
     )
     runner = Runner(
         book,
+@main.command("serve")
+@click.argument("path", required=False, default=".", type=click.Path(path_type=Path))
+@click.option("--port", type=int, default=8000, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; another than loopback lets other machines in (with the token).",
+)
+@handled
+def serve_cmd(path: Path, port: int, host: str) -> None:
+    """Serve the site of PATH (this folder by default; a page opens at that page) with its
+    guides' checklists clickable and live; prints the URL to open, with its token."""
+    from runbook.serve_app import serve
+
+    sys.exit(serve(path, host=host, port=port))
+
+
         site,
         options,
         SiteShells(site.hosts, ssh_config=site.ssh_config),
