@@ -1145,6 +1145,35 @@ def a_declined_connection_s_blocks_are_done_by_hand_or_skipped_never_run_here(
 
 
 @scenario
+def done_by_hand_in_one_tab_is_not_carried_to_the_tab_switched_to(tmp: Path) -> None:
+    (tmp / "_ssh.md").write_text("ssh -p 2222 <username>@<old-server>")
+    tab = """
+        === "{label}"
+
+                {{% include '_ssh.md' %}}
+
+            ```bash {{ .run }}
+            echo {label} {n}
+            ```
+    """
+    steps = "\n".join(
+        f"### {n}. Step {n}\n"
+        + "".join(textwrap.dedent(tab).format(label=t, n=n) for t in ("Prod", "Lab"))
+        for n in (1, 2)
+    )
+    guide = write(tmp, "g.md", "# Tabs\n\n* [ ] 1. Step 1\n* [ ] 2. Step 2\n\n" + steps)
+    # Step 1, Prod: its blocks are done by hand; step 2, changed to Lab: the same ssh line
+    # (one snippet) is asked about again, and its blocks run there.
+    done = run(guide, sets=OLD, answers=["Prod", "d", "d", "c", "Lab", "y"])
+    assert done.code == 0, done.error
+    assert done.shells.ran == ["echo Lab 2"]
+    assert [r["choice"] for r in done.records() if r["event"] == "connect"] == [
+        "by-hand",
+        "connect",
+    ]
+
+
+@scenario
 def a_connection_that_drops_mid_block_leaves_the_step_s_outcome_unknown(tmp: Path) -> None:
     guide = write(tmp, "g.md", SSH_LINE)
 

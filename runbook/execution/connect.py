@@ -16,7 +16,7 @@ from runbook.execution import plan
 from runbook.execution.parts import Parts
 from runbook.execution.shells import Shell
 from runbook.execution.view import legend
-from runbook.model import Action, Origin, Placeholder, Step
+from runbook.model import Action, Origin, Placeholder, Step, TabRef
 
 Value = Callable[[Placeholder, Step, Action], str]
 """Return the value of an input a block needs, asking for it (or refusing) when unknown."""
@@ -30,9 +30,11 @@ class Connections:
     def __init__(self, parts: Parts, value: Value) -> None:
         self.parts = parts
         self._value = value
-        # By the ssh line: how the operator does its blocks instead (d by hand, s skip),
-        # and the key of its shell.
-        self._declined: dict[Origin, tuple[str, str]] = {}
+        # By the ssh line and the tabs it stands in: how the operator does its blocks
+        # instead (d by hand, s skip), and the key of its shell. The same line included in
+        # another tab (a shared snippet) is another item: a choice made in one tab is not
+        # carried over to a tab the operator switched to.
+        self._declined: dict[tuple[Origin, tuple[TabRef, ...]], tuple[str, str]] = {}
 
     def key(self, step: Step, action: Action) -> str:
         """Return the key of the shell ``action`` runs in (see plan.host_key), knowing the
@@ -90,9 +92,9 @@ class Connections:
             how="asked" if parts.options.interactive else "unattended",
         )
         if choice != "y":
-            self._declined[origin] = (choice, key)
+            self._declined[(origin, action.tabs)] = (choice, key)
             return int(choice == "d")
-        self._declined.pop(origin, None)
+        self._declined.pop((origin, action.tabs), None)
         self.shell(step, action, key)
         parts.records.write("connected", step=step.number, host=key)
         parts.console.line(f"  connected to {name}", "dim")
@@ -102,18 +104,31 @@ class Connections:
         """Decline the connection of ``action`` (an ``ssh`` line): its blocks are done by
         hand (``d``) or skipped (``s``)."""
         assert action.connection is not None
-        self._declined[action.connection.origin] = (how, action.where)
+        self._declined[(action.connection.origin, action.tabs)] = (how, action.where)
 
     def declined(self, action: Action) -> bool:
         """Whether ``action`` runs after an ``ssh`` line the operator declined."""
-        return action.connection is not None and action.connection.origin in self._declined
+        return self._choice(action) is not None
+
+    def _choice(self, action: Action) -> tuple[str, str] | None:
+        """Return how the blocks of ``action``'s declined ``ssh`` line are done instead and
+        its shell's key; None when the line was not declined (in ``action``'s tabs)."""
+        if action.connection is None:
+            return None
+        origin = action.connection.origin
+        for (line, tabs), choice in self._declined.items():
+            if line == origin and action.tabs[: len(tabs)] == tabs:
+                return choice
+        return None
 
     def instead(self, step: Step, action: Action) -> tuple[int, str]:
         """Do a block of a declined connection by hand, or skip it; return (1 when done by
         hand, else 0; why the step is incomplete, or empty)."""
         parts = self.parts
         assert action.connection is not None
-        how, key = self._declined[action.connection.origin]
+        declined = self._choice(action)
+        assert declined is not None
+        how, key = declined
         name = self.place(action)
         operator = parts.operator
         shown = "to do by hand" if how == "d" else "skipped"
