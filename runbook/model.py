@@ -23,6 +23,7 @@ class Outcome(enum.StrEnum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     SHELL_DIED = "shell-died"
+    SHELL_REPLACED = "shell-replaced"
     NEEDS_INPUT = "needs-input"
 
 

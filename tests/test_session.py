@@ -8,6 +8,7 @@ import io
 import os
 import pty
 import re
+import shutil
 import signal
 import sys
 import termios
@@ -603,12 +604,37 @@ def test_terminal_modes_a_block_changes_are_put_back(local: Captured) -> None:
     assert " icanon" in out and " echo " in out and "intr = ^C" in out
 
 
-def test_a_block_that_replaces_its_shell_ends_it_never_waits(local: Captured) -> None:
+@pytest.mark.parametrize(
+    "code",
+    [
+        "exec bash --norc --noprofile",
+        # The very command line the session started: nothing in /proc tells them apart.
+        f"exec {shutil.which('bash')} --norc --noprofile --noediting -i",
+        "exec sleep 30",  # not even a prompt: quiet, like a slow command
+    ],
+)
+def test_a_block_that_replaces_its_shell_ends_it_never_waits(local: Captured, code: str) -> None:
     started = time.monotonic()
-    local.run("exec bash --norc --noprofile", timeout=20)
-    assert local.last.outcome == "shell-died"  # a failed block, not "waiting for input"
+    local.run(code, timeout=20)
+    assert local.last.outcome == "shell-replaced"  # a failed block, not "waiting for input"
+    assert local.last.status is None
     assert time.monotonic() - started < 5
     assert local.run("echo fresh") == b"fresh\n" and local.last.restarted is False
+
+
+def test_a_block_that_replaces_its_shell_is_found_out_past_a_subshell(local: Captured) -> None:
+    local.run("(sleep 30; true) &")  # holds a copy of what closes on exec
+    started = time.monotonic()
+    local.run("exec sleep 30", timeout=20)
+    assert local.last.outcome == "shell-replaced"
+    assert time.monotonic() - started < 5
+
+
+def test_the_watch_is_no_job_of_the_blocks(local: Captured) -> None:
+    # `jobs`, `wait` and a block's own coprocess see nothing of the watch.
+    out = local.run('jobs; wait; coproc cat; echo hi >&"${COPROC[1]}"; head -n1 <&"${COPROC[0]}"')
+    assert out == b"hi\n" and local.last.outcome == "ok"
+    assert local.run("printf '__R%s0123456789abcdef:0;\\n' X") == b"__RX0123456789abcdef:0;\n"
 
 
 def test_shell_dying_with_a_background_job_is_noticed(local: Captured) -> None:

@@ -403,3 +403,56 @@ def test_exec_stops_an_unanswered_remote_prompt_at_the_block_s_timeout(
     ends = [r for r in map(json.loads, journal.splitlines()) if r["event"] == "action-end"]
     assert [(r["outcome"], r["status"]) for r in ends] == [("timeout", None)]
     assert ends[0]["duration"] >= 4
+
+
+# --------------------------------------------------------------------------- a replaced shell
+
+
+@pytest.mark.parametrize("code", ["exec bash", "exec bash --norc --noprofile --noediting -i"])
+def test_a_block_that_replaces_the_remote_shell_fails_at_once(remote: Session, code: str) -> None:
+    # Over ssh nothing shows the far side's processes: the shell's own watch says so, and
+    # the new shell's prompt, a guess at most, never makes it "waiting for input".
+    run(remote, "cd /tmp")
+    started = time.monotonic()
+    outcome, status, _ = run(remote, code, timeout=30)
+    assert (outcome, status) == (Outcome.SHELL_REPLACED, None)
+    assert time.monotonic() - started < 5
+    # This session starts a fresh shell by itself (a run's remote ones do not).
+    assert run(remote, "echo fresh in $PWD") == (Outcome.OK, 0, f"fresh in {Path.home()}\n")
+
+
+def test_a_remote_block_replaced_after_its_subshell_is_still_found_out(remote: Session) -> None:
+    # A subshell started before keeps a copy of what closes on exec: the watch looks again.
+    run(remote, "(sleep 20; true) &")
+    started = time.monotonic()
+    assert run(remote, "exec sleep 30", timeout=30)[:2] == (Outcome.SHELL_REPLACED, None)
+    assert time.monotonic() - started < 6
+
+
+def test_output_cannot_fake_a_replaced_shell(remote: Session) -> None:
+    outcome, status, out = run(remote, "printf '__R%s0123456789abcdef:0;\\n' X; echo on")
+    assert (outcome, status) == (Outcome.OK, 0) and out.endswith("on\n")
+    assert run(remote, "exit 3")[:2] == (Outcome.SHELL_DIED, 3)  # an ended shell is not replaced
+
+
+def test_exec_fails_a_block_that_replaces_its_remote_shell_without_a_timeout(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    guide = write_site(tmp_path, sshd.target, sshd.options) / "r.md"
+    after = tmp_path / "after.txt"
+    guide.write_text(
+        "# R\n\n* [ ] 1. There\n* [ ] 2. Again\n\n### 1. There\n\n"
+        '```bash { .run host="new" }\ncd /tmp\nexec bash\n```\n\n'
+        "### 2. Again\n\n"
+        f'```bash {{ .run host="new" }}\ntouch {after}\n```\n'
+    )
+    started = time.monotonic()
+    status, text = exec_guide(guide)  # --yes, no terminal, no timeout anywhere
+    assert time.monotonic() - started < 20
+    assert status == 1, text
+    assert "r.md:8: step 1 failed: the block on new replaced its shell with another program" in text
+    assert "waiting for input" not in text and not after.exists()
+    assert "* [ ] 1. There\n* [ ] 2. Again" in guide.read_text()
+    journal = "".join(p.read_text() for p in (tmp_path / ".runbook" / "journal").glob("*.jsonl"))
+    ends = [r for r in map(json.loads, journal.splitlines()) if r["event"] == "action-end"]
+    assert [(r["outcome"], r["status"]) for r in ends] == [("shell-replaced", None)]

@@ -40,7 +40,7 @@ class Result(Protocol):
     @property
     def outcome(self) -> str:
         """How it ended: ``ok``, ``failed``, ``timeout``, ``interrupted``, ``shell-died``,
-        ``needs-input``."""
+        ``shell-replaced``, ``needs-input``."""
 
     @property
     def last_line(self) -> str:
@@ -84,6 +84,11 @@ def judge(
         return "was interrupted (Ctrl-C)"
     if outcome == Outcome.NEEDS_INPUT:
         return f"is waiting for input: {result.last_line!r}"
+    if outcome == Outcome.SHELL_REPLACED:
+        return (
+            "replaced its shell with another program (exec): that shell's working directory "
+            "and variables are gone"
+        )
     if outcome == Outcome.SHELL_DIED:
         return (
             f"ended its shell (status {result.status}): that shell's working directory and "

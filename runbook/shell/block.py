@@ -95,7 +95,7 @@ class BlockRun:
         """The status of a prompt the output last ended with, before any end mark."""
         self._at_prompt = False
         """The shell was found idle at that prompt: the block ended without its mark."""
-        self._replaced = False
+        self.replaced = False
         """The block replaced the shell with another program (``exec bash``)."""
         self._poller = select.poll()
         self._last_io = started
@@ -125,6 +125,8 @@ class BlockRun:
     ) -> Ending:
         """Pump input and output until the prompt returns, stopping the command if asked."""
         self._sentinels.prompt.reset()
+        if self._sentinels.replaced is not None:
+            self._sentinels.replaced.reset()
         self._seen_interrupts = self._interrupts.count
         now = time.monotonic()
         if stop_now is not None:
@@ -189,6 +191,8 @@ class BlockRun:
                 status = self._take(chunk)
                 if status is not None:
                     return Ending(status)
+                if self.replaced:
+                    return Ending(None, died=True)
         elif not ready and not process.alive:
             return Ending(None, died=True)
         if self._interrupts.fd in ready:
@@ -196,7 +200,7 @@ class BlockRun:
         self._watch(outbox, deadline, now)
         if self._at_prompt:
             return Ending(self._prompt_status)
-        if self._replaced:
+        if self.replaced:
             return Ending(None, died=True)
         return None
 
@@ -230,6 +234,11 @@ class BlockRun:
     def _take(self, chunk: bytes) -> int | None:
         """Pass on output read from the terminal; return the prompt's status once seen."""
         data = self._echo.feed(chunk) if self._echo else chunk
+        watch = self._sentinels.replaced
+        if watch is not None:
+            # The shell's watch says it was replaced: what follows is another program's.
+            data, gone, _ = watch.split(data)
+            self.replaced = self.replaced or gone
         if not self._begun:
             before, self._begun, after = self._sentinels.begin.split(data)
             data = before + after
@@ -274,7 +283,7 @@ class BlockRun:
         if wait is None:
             return
         if self._process.replaced():
-            self._replaced = True  # `exec bash`: our shell, its prompt and state are gone
+            self.replaced = True  # `exec bash`: our shell, its prompt and state are gone
         elif self._prompt_status is not None:
             self._at_prompt = True  # bash itself reads at its prompt
         else:

@@ -29,13 +29,20 @@ class Channel:
         """Makes the output that takes what arrives between blocks."""
 
     def exchange(
-        self, data: bytes, timeout: float, *, stale: bool = True, after: bytes = b""
+        self,
+        data: bytes,
+        timeout: float,
+        *,
+        stale: bool = True,
+        after: bytes = b"",
+        said: bytearray | None = None,
     ) -> int:
         """Type ``data`` at the prompt, discard all output up to the next prompt.
 
         With ``stale``, output that arrived before typing is kept in the transcript. With
         ``after``, prompts before that text in the output are not the one waited for.
-        Raise ShellGone (with the shell discarded) when the shell ends meanwhile.
+        ``said`` gets the output meanwhile (bounded). Raise ShellGone (with the shell
+        discarded) when the shell ends meanwhile.
         """
         if stale:
             self.drain_idle(None)
@@ -52,10 +59,10 @@ class Channel:
             poller.register(process.fd, events)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                said = last_words(bytes(tail))
+                words = last_words(bytes(tail))
                 raise SessionError(
                     f"the shell on {self._host} did not answer within {timeout:g} s"
-                    + (f" (its last output: {said!r})" if said else "")
+                    + (f" (its last output: {words!r})" if words else "")
                 )
             ready = poller.poll(min(remaining, 0.1) * 1000)
             if outbox:
@@ -68,6 +75,8 @@ class Channel:
             if chunk is None:
                 raise self._gone(bytes(tail))
             append_bounded(tail, chunk)
+            if said is not None:
+                append_bounded(said, chunk)
             if after:
                 seen = (seen + chunk)[-(len(after) + len(chunk)) :]
                 index = seen.find(after)

@@ -18,6 +18,7 @@ from runbook.shell.model import check_typable
 from runbook.shell.sentinel import SentinelScanner
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_WATCH_TOKEN = re.compile(rb"__RW([0-9a-f]{16}):0;")
 _VALUE_CHUNK = 1024
 
 # A block may turn on `set -x`, and it stays on in the shell. Runbook's own commands run
@@ -67,6 +68,45 @@ _END = (
     "__rb_end() { command exec 1>&$__rb_out 2>&$__rb_err; "
     f'builtin printf "__RE%s:%s;" "$1" "$__rb_q"; {_RESUME}; }}'
 )
+# The watch: a coprocess that tells when the shell is replaced (`exec bash`, `exec sleep`),
+# which nothing the new program prints can tell, least of all over ssh. bash gives a
+# coprocess's pipes close-on-exec, and no subshell keeps the write end it holds, so an exec
+# closes the watch's input: at that end of file, or when /proc shows the shell's end gone
+# (a subshell made before could still hold a copy), the watch prints its mark, unless the
+# shell has exited. Its token is drawn by the watch itself and shown once, at setup, on the
+# terminal, where no later block can read it; so no output can fake the mark.
+_WATCH_BODY = (
+    "builtin trap '' TTOU TSTP INT QUIT; "
+    "__rb_t=$(command od -An -N8 -tx1 /dev/urandom 2>/dev/null) && __rb_t=${__rb_t//[!0-9a-f]/}; "
+    "[[ ${#__rb_t} == 16 || -z ${SRANDOM-} ]] || "
+    "builtin printf -v __rb_t %08x%08x $SRANDOM $SRANDOM; "
+    "[[ ${#__rb_t} == 16 ]] || builtin exit; "
+    "IFS= builtin read -r __rb_n || builtin exit; "
+    "__rb_p=; [[ /proc/$__rb_pid/fd/$__rb_n -ef /dev/stdin ]] && __rb_p=1; "
+    "builtin printf '__R%s%s:0;' W $__rb_t >&2; builtin echo; "
+    "while :; do IFS= builtin read -r -t 1 __rb_l; __rb_s=$?; ((__rb_s == 0)) && continue; "
+    "((__rb_s > 128)) || break; builtin kill -0 $__rb_pid 2>/dev/null || builtin exit; "
+    "[[ -z $__rb_p || /proc/$__rb_pid/fd/$__rb_n -ef /dev/stdin ]] || break; done; "
+    "command sleep 0.3; __rb_l=; "
+    "[[ -r /proc/$__rb_pid/stat ]] && IFS= builtin read -r __rb_l < /proc/$__rb_pid/stat; "
+    "__rb_l=${__rb_l##*) }; [[ ${__rb_l:0:1} != [ZX] ]] || builtin exit; "
+    "builtin kill -0 $__rb_pid 2>/dev/null || builtin exit; "
+    "builtin printf '__R%s%s:0;' X $__rb_t >&2"
+)
+# Starts the watch, hands it the number of the shell's end of its input, waits until it has
+# shown its token, and closes the rest. A second coprocess that ends at once takes over
+# bash's one tracked coprocess, so that a block's own `coproc` gets no warning about ours
+# (bash then closes only that one's pipes); both are disowned, so `wait` and `jobs` pass
+# them by.
+_WATCH = (
+    f"coproc __rb_w {{ {_WATCH_BODY}; }}; "
+    "builtin disown $__rb_w_PID 2>/dev/null; "
+    'builtin printf "%s\\n" ${__rb_w[1]} >&${__rb_w[1]}; '
+    "IFS= builtin read -r -t 10 -u ${__rb_w[0]} __rb_l; "
+    "__rb_l=${__rb_w[0]}; command exec {__rb_l}<&-; "
+    "{ coproc __rb_z { :; }; builtin disown $__rb_z_PID; } 2>/dev/null; "
+    "builtin unset __rb_w __rb_w_PID __rb_z __rb_z_PID __rb_l"
+)
 # Reads $2 typed lines into the variable named $1, exported when $3 is x.
 _DEFINE = (
     "__rb_define() { local __rb_l __rb_v= __rb_i; "
@@ -103,6 +143,16 @@ class Sentinels:
         # is bash reading the typed line, not a command waiting for input.
         self.begin = SentinelScanner(f"__RG{token}:".encode(), b";")
         """Finds the mark the shell prints as it starts running a block."""
+        self.replaced: SentinelScanner | None = None
+        """Finds the watch's mark that the shell was replaced; None until the watch has
+        shown its token (a bash without coprocesses or randomness has no watch)."""
+
+    def watch(self, setup_output: bytes) -> None:
+        """Know the watch's token from what the set-up printed (see _WATCH)."""
+        found = _WATCH_TOKEN.findall(setup_output)
+        self.replaced = (
+            SentinelScanner(b"__RX" + found[-1] + b":", b";") if len(found) == 1 else None
+        )
 
     def block(self) -> tuple[bytes, SentinelScanner]:
         """Return the line (without its newline) that runs the delivered block, and the
@@ -143,6 +193,7 @@ class Sentinels:
             "command exec {__rb_out}>&1 {__rb_err}>&2",
             _END,
             _DEFINE,
+            _WATCH,
             delivery_setup,
             "builtin readonly PS1 PS2 PS0 __rb_pid __rb_out __rb_err",
             "builtin readonly -f __rb_arm __rb_define __rb_end __rb_status",

@@ -130,7 +130,9 @@ class Session:
         )
         try:
             setup = self._sentinels.setup_line(delivery.shell_setup())
-            status = self._channel.exchange(setup, self._start_timeout, stale=False)
+            said = bytearray()
+            status = self._channel.exchange(setup, self._start_timeout, stale=False, said=said)
+            self._sentinels.watch(bytes(said))
         except ShellGone as gone:
             self._process.discard()
             raise SessionError(
@@ -321,6 +323,9 @@ class Session:
                 self.restarts += 1
             except RunbookError:
                 pass
+        if block.replaced:
+            # Not the shell's status: the program that replaced it was killed with it.
+            return block.result(Outcome.SHELL_REPLACED, None)
         outcome = block.stop.outcome if block.stop is not None else Outcome.SHELL_DIED
         return block.result(outcome, status)
 
