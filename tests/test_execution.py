@@ -127,7 +127,9 @@ class FakeShells:
     def remote(self, host: str) -> bool:
         return host != "local"
 
-    def answer(self, expect: str, send: str, *, secret: bool) -> tuple[str, str, bool]:
+    def answer(
+        self, expect: str, send: str, *, secret: bool, ask: Any = None
+    ) -> tuple[str, str, bool]:
         return (expect, send, secret)
 
     def operator(self, on_handover: Callable[[str], None]) -> None:
