@@ -7,6 +7,7 @@ click there would show a tick the file never gets.
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
@@ -16,7 +17,7 @@ from runbook.errors import RunbookError
 from runbook.guide import load
 from runbook.model import Rendered
 from runbook.render import Renderer
-from runbook.site import Site
+from runbook.site import Site, load_site
 
 SERVE_ENV = "RUNBOOK_SERVE"
 """Set to ``1`` by ``runbook serve`` around its own builds: only those pages get marks."""
@@ -56,7 +57,7 @@ def mark_page(markdown: str, path: Path, site: Site, renderer: Renderer, rendere
     overview item, a mark naming its step; at the end, one naming the guide (and, on a step
     page of a guide spanning pages, its step). Other pages come back unchanged."""
     try:
-        book = load(path, site=site, renderer=renderer)
+        book = load(path, site=_as_read(site), renderer=renderer)
     except RunbookError:
         return markdown  # the page is shown as it is; lint says what is wrong
     items = {
@@ -79,3 +80,16 @@ def mark_page(markdown: str, path: Path, site: Site, renderer: Renderer, rendere
     focus = "" if book.focus is None or book.path == path else f' data-rb-focus="{book.focus}"'
     page = f'<div class="rb-guide" data-rb-guide="{guide}"{focus} hidden></div>'
     return "\n".join(lines).rstrip("\n") + f"\n\n{page}\n"
+
+
+def _as_read(site: Site) -> Site:
+    """Return ``site`` as ``runbook.site`` reads it from mkdocs.yml: with the nav (which
+    pages make up a guide spanning pages) and markdown extensions the plugin's lacks."""
+    if site.config_file is None:
+        return site
+    return _read(site.config_file, site.config_file.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read(config_file: Path, stamp: int) -> Site:
+    return load_site(config_file)

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, mkdocs_build, run_cli
+from tests.conftest import FIXTURES, ROOT, mkdocs_build, run_cli
 
 RUNBOOK = str(ROOT / ".venv" / "bin" / "runbook")
 GUIDE = "docs/guide.md"
@@ -151,7 +152,7 @@ def start(site: Path, *args: str) -> Server:
     deadline = time.monotonic() + 120
     while True:  # the first build runs after the URL is printed; requests wait for it
         try:
-            server.state()
+            urllib.request.urlopen(server.base + "/_runbook/serve.js", timeout=20).close()
             return server
         except (urllib.error.URLError, ConnectionError):
             assert time.monotonic() < deadline and proc.poll() is None, "serve did not answer"
@@ -365,3 +366,24 @@ def test_the_static_build_stays_read_only(tmp_path: Path) -> None:
     boxes = re.findall(r'<input type="checkbox"[^>]*>', page)
     assert len(boxes) == 3 and all(" disabled" in b for b in boxes)
     assert "rb-step" not in page and "_runbook" not in page
+
+
+def test_a_guide_spanning_pages_has_its_checklist_on_the_overview(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(FIXTURES / "multipage", site)
+    server = start(site)
+    try:
+        with urllib.request.urlopen(server.base + "/upgrade/", timeout=20) as response:
+            overview = response.read().decode()
+        with urllib.request.urlopen(server.base + "/upgrade/prepare/", timeout=20) as response:
+            step = response.read().decode()
+        state = server.get("/_runbook/state?guide=docs/upgrade/index.md")
+    finally:
+        stop(server)
+    assert re.findall(r'data-rb-step="(\d)"', overview) == ["1", "2", "3"]
+    assert 'data-rb-guide="docs/upgrade/index.md"' in overview
+    assert "data-rb-focus" not in overview
+    assert 'data-rb-guide="docs/upgrade/index.md" data-rb-focus="1"' in step
+    assert "rb-step" not in step
+    assert [s["number"] for s in state["steps"]] == [1, 2, 3]
+    assert state["steps"][0]["command"] == "runbook exec docs/upgrade/index.md --only 1"
