@@ -23,6 +23,10 @@ Events, in the order a run writes them::
     step-confirmed    step, choice (done | skip), how (asked | option), option (--by-hand)
     step-unknown  step, reason   (its shell's connection dropped mid-block; fsynced)
     step-skipped  step, why (ticked by hand: a person ticked it while the run waited)
+    shell-state   step, host, cwd, set, unset, functions, secret, exported  (a host's
+                  shell after a block that changed it: what the guide changed there)
+    shell-restored  step, host, ok, asked, lost  (that state given to a fresh shell)
+    part-start / part-end  step, parts, result, duration  (--only N.M: no step-end)
     step-end      step, result (done | skipped | failed | stopped | interrupted | error),
                   duration                                                 (fsynced)
     tick          step, line              (after the guide's box was written)
@@ -220,6 +224,28 @@ def step_states(path: Path) -> dict[int, StepState]:
             guide=str(guide) if guide else None,
         )
     return states
+
+
+def shell_states(path: Path, before: int) -> dict[str, dict[str, Any]]:
+    """Return each host's last ``shell-state`` record as of the end of the latest step done
+    before step ``before`` (the state that step starts from), by host key.
+
+    States recorded inside a step that did not end done are left out: that step runs again
+    from its start. A reset forgets them all.
+    """
+    current: dict[str, dict[str, Any]] = {}
+    found: dict[str, dict[str, Any]] = {}
+    for rec in read_records(path):
+        event = rec.get("event")
+        if event == "shell-state" and isinstance(rec.get("host"), str):
+            current[rec["host"]] = rec
+        elif event == "step-end" and rec.get("result") == "done":
+            step = rec.get("step")
+            if isinstance(step, int) and step < before:
+                found = dict(current)
+        elif event == "uncheck" and rec.get("how") == "reset":
+            current, found = {}, {}
+    return found
 
 
 def unknown_steps(path: Path) -> list[StepState]:

@@ -407,3 +407,32 @@ def test_a_box_ticked_by_hand_during_a_paused_run_is_respected(workspace):
     assert ws.log() == ["first", "second-start", "second-start", "second-after"]
     assert ws.ticked() == {1, 2, 3}
     assert ws.events("step-skipped", step=3)[0]["why"] == "ticked by hand"
+
+
+def test_a_resumed_run_says_what_it_gave_back_and_a_retry_after_exit_gets_it_too(workspace):
+    ws = workspace("resume.md")
+    text = ws.guide.read_text().replace("test -e ../ready", "test -e ../ready || exit 7")
+    ws.guide.write_text(text)
+    term = Terminal(ws)
+    term.expect("Value for <db-password> (hidden): ")
+    term.answer(CANARY)
+    term.expect("ended its shell")
+    term.expect("What now?")
+    (ws.dir / "ready").touch()
+    term.answer("r")  # the fresh shell gets back what step 1 set
+    term.expect("↺ given back on this machine: working directory")
+    term.expect("app=/srv/my app count=3")
+    assert term.finish() == 0, term.text
+    assert f"pwd={ws.dir / 'work dir'}" in term.text
+    assert term.text.count(CANARY) == 0
+
+    # A later run that resumes (here at step 2 again) asks for the secret once more.
+    ws.guide.write_text(ws.guide.read_text().replace("* [x] 2. Use", "* [ ] 2. Use"))
+    term = Terminal(ws)
+    term.expect("↺ given back on this machine")
+    term.expect("Value for <db-password> (hidden): ")
+    term.answer(CANARY)
+    term.expect("↺ PASS set again from <db-password>")
+    assert term.finish() == 0, term.text
+    assert "hello from resumed" in term.text
+    assert ws.all_runtime_bytes().count(CANARY.encode()) == 0

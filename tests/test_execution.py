@@ -99,6 +99,9 @@ class FakeShell:
             on_output(output)
         return result
 
+    def query(self, command: str) -> bytes:
+        return b""
+
     def interrupt(self) -> None:
         self.interrupted += 1
 

@@ -370,8 +370,11 @@ class Runner:
             started = time.monotonic()
             failure: BaseException | None = None
             try:
-                steps = self._recover(steps)
-                self.loop.run_steps(self._resolve_unknown(steps))
+                steps = self._resolve_unknown(self._recover(steps))
+                first = next((s.number for s in steps if plan.pending(s, self.options)), None)
+                if first is not None:
+                    self.loop.performer.resume.give_back(records.shell_states(first))
+                self.loop.run_steps(steps)
             except BaseException as exc:  # recorded below, then raised again
                 failure = exc
             result = "done" if failure is None else result_of(failure)

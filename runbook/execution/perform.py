@@ -13,6 +13,7 @@ from runbook.execution.connect import Connections
 from runbook.execution.operator import SkipBlock
 from runbook.execution.parts import Parts
 from runbook.execution.plan import Unit
+from runbook.execution.resume import Resume
 from runbook.execution.shells import Shell
 from runbook.execution.verdict import FAILED_SKIPPED, Result, dropped, failure, judge
 from runbook.execution.view import legend, warning
@@ -34,6 +35,8 @@ class Performer:
         self.parts = parts
         self.connections = Connections(parts, self._value)
         """The shells blocks run in, and the ``ssh`` lines that open them."""
+        self.resume = Resume(parts, self._value, {})
+        """Each host's shell state: recorded after blocks, given back to fresh shells."""
         self.confirmations: list[str] = []
         """Blocks run (or declined) after a warning: which, how and by whom, for the
         summary."""
@@ -150,6 +153,7 @@ class Performer:
         inputs, hosts, connections = parts.inputs, parts.hosts, self.connections
         key = connections.key(step, action)
         shell = connections.shell(step, action, key)
+        self.resume.opened(step, action, key, shell)
         for ph in action.placeholders:
             value = self._value(ph, step, action)
             hosts.define(key, ph.name, value, secret=inputs.secret(ph.name))
@@ -245,6 +249,10 @@ class Performer:
                     resume_step=nesting.resume_step(step),
                 )
             captured.clear()
+            if result.outcome in (Outcome.SHELL_DIED, Outcome.SHELL_REPLACED):
+                # The block ended its shell: the fresh one gets back what the guide set.
+                self.resume.forget(host[1])
+                self.resume.opened(step, unit.action, host[0], host[1])
 
     def _edited(self, step: Step, unit: Unit, key: str) -> Unit:
         """Let the operator edit the part of a block that failed (the whole block, or its
@@ -327,4 +335,7 @@ class Performer:
             handed_over=result.handed_over,
             restarted=result.restarted,
         )
+        if result.outcome not in (Outcome.SHELL_DIED, Outcome.SHELL_REPLACED):
+            # A shell the block ended is not the guide's state: a fresh one stands there.
+            self.resume.after(step, key, shell, unit.code)
         return result

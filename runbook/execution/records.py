@@ -18,12 +18,14 @@ from typing import Any, BinaryIO
 from runbook import runtime
 from runbook.checklist import snapshot
 from runbook.errors import ConcurrentEditError, StateError
+from runbook.execution.shellstate import State
 from runbook.journal import (
     Journal,
     StepState,
     last_timer_start,
     new_run_id,
     run_ids,
+    shell_states,
     step_states,
 )
 from runbook.lock import Lock, lock_name
@@ -211,6 +213,16 @@ class Records:
         except (OSError, StateError):
             return None
         return self._seen[1]
+
+    def shell_states(self, before: int) -> dict[str, State]:
+        """Return the state each host's shell had when step ``before`` last could start:
+        what the guide had changed there by the end of the latest step done before it."""
+        found = {}
+        for host, record in shell_states(self.journal.path, before).items():
+            state = State.of(record)
+            if state is not None:
+                found[host] = state
+        return found
 
     def states(self) -> dict[int, StepState]:
         """Return what the journal last says about each step, across runs."""

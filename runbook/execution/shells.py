@@ -37,6 +37,10 @@ class Shell(Protocol):
     ) -> Result:
         """Run one block and wait for it to end."""
 
+    def query(self, command: str) -> bytes:
+        """Run ``command`` (runbook's own, builtins only) at the prompt, between blocks;
+        return what it printed, shown to no one and kept in no transcript."""
+
     def interrupt(self) -> None:
         """Stop the running block (async-signal-safe)."""
 
@@ -59,8 +63,16 @@ class ShellFactory(Protocol):
     def remote(self, host: str) -> bool:
         """Whether the shell of ``host`` runs on another machine."""
 
-    def answer(self, expect: str, send: str, *, secret: bool) -> Any:
-        """Return a declared answer for ``run``: type ``send`` when ``expect`` shows."""
+    def answer(
+        self,
+        expect: str,
+        send: str,
+        *,
+        secret: bool,
+        ask: Callable[[str], str | None] | None = None,
+    ) -> Any:
+        """Return a declared answer for ``run``: type ``send`` when ``expect`` shows (with
+        ``ask``, what it returns then, given the prompt's line; None types nothing)."""
 
     def operator(self, on_handover: Callable[[str], None]) -> Any | None:
         """Return the person who can take the keyboard during ``run``, None if no one can."""

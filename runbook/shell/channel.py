@@ -36,12 +36,14 @@ class Channel:
         stale: bool = True,
         after: bytes = b"",
         said: bytearray | None = None,
+        limit: int = 0,
     ) -> int:
         """Type ``data`` at the prompt, discard all output up to the next prompt.
 
         With ``stale``, output that arrived before typing is kept in the transcript. With
         ``after``, prompts before that text in the output are not the one waited for.
-        ``said`` gets the output meanwhile (bounded). Raise ShellGone (with the shell
+        ``said`` gets the output meanwhile: its last bytes, or with ``limit`` its first
+        ``limit`` bytes. Raise ShellGone (with the shell
         discarded) when the shell ends meanwhile.
         """
         if stale:
@@ -75,7 +77,10 @@ class Channel:
             if chunk is None:
                 raise self._gone(bytes(tail))
             append_bounded(tail, chunk)
-            if said is not None:
+            if said is not None and limit:
+                # Its first ``limit`` bytes, whole: what a look at the shell printed.
+                said += chunk[: max(0, limit - len(said))]
+            elif said is not None:
                 append_bounded(said, chunk)
             if after:
                 seen = (seen + chunk)[-(len(after) + len(chunk)) :]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO
@@ -21,12 +22,22 @@ from runbook.shell.block import BlockRun, Ending
 from runbook.shell.channel import Channel
 from runbook.shell.delivery import Delivery
 from runbook.shell.interrupt import Interrupts
-from runbook.shell.model import Answer, BlockResult, Operator, SessionError
+from runbook.shell.model import Answer, BlockResult, Operator, SessionError, check_typable
 from runbook.shell.output import Output
 from runbook.shell.process import ShellGone, ShellProcess
-from runbook.shell.protocol import Sentinels, block_script, check_variable, define_lines
+from runbook.shell.protocol import (
+    Sentinels,
+    block_script,
+    check_variable,
+    define_lines,
+    quiet,
+)
 from runbook.shell.stop import Stop
 from runbook.shell.transport import SHELL_ENV, Transport, local_transport, ssh_transport
+
+# A look at the shell between blocks (its state): how long it may take, how much it keeps.
+_QUERY_TIMEOUT = 10.0
+_QUERY_LIMIT = 1 << 20
 
 
 class Session:
@@ -226,6 +237,37 @@ class Session:
         return self._process.no_echo()
 
     # ------------------------------------------------------------------ running blocks
+
+    def query(self, command: str) -> bytes:
+        """Run ``command`` at the prompt between blocks (runbook's own: builtins only, one
+        line); return what it printed, up to 1 MiB, shown to no one and kept in no transcript.
+
+        Its output sits between two marks of nonces drawn for this call, typed only in
+        pieces, and only the prompt after the second one ends the wait: nothing the output
+        holds (a variable holding a prompt) can end it early.
+        """
+        if self._running:
+            raise UsageError("cannot look at the shell while a block is running")
+        self._prepare()
+        begin, end = secrets.token_hex(8), secrets.token_hex(8)
+        line = quiet(
+            f"builtin printf '__RBQ%s\\n' {begin}; {command}; builtin printf '\\n__RBQ%s\\n' {end}"
+        )
+        check_typable(line, "a look at the shell")
+        said = bytearray()
+        self._channel.drain_idle(None)
+        with self._no_echo():
+            self._channel.exchange(
+                line.encode() + b"\n",
+                _QUERY_TIMEOUT,
+                stale=False,
+                after=f"__RBQ{end}".encode(),
+                said=said,
+                limit=_QUERY_LIMIT,
+            )
+        _, found, rest = bytes(said).partition(f"__RBQ{begin}\n".encode())
+        body, ended, _ = rest.rpartition(f"\n__RBQ{end}\n".encode())
+        return body if found and ended else b""
 
     def interrupt(self) -> None:
         """Stop the running block (async-signal-safe: sets a flag and wakes ``run``).
