@@ -436,3 +436,21 @@ def test_a_resumed_run_says_what_it_gave_back_and_a_retry_after_exit_gets_it_too
     assert term.finish() == 0, term.text
     assert "hello from resumed" in term.text
     assert ws.all_runtime_bytes().count(CANARY.encode()) == 0
+
+
+def test_retry_from_the_failing_command_does_not_repeat_what_ran(workspace):
+    ws = workspace("fail.md")
+    term = Terminal(ws)
+    term.expect("it failed at line 2 of the block: test -e ready")
+    term.expect(
+        "What now? [r]etry / [f] retry from there / [e]dit then retry / [d]one by hand / "
+        "[s]kip this block / [q]uit"
+    )
+    (ws.dir / "ready").touch()
+    term.answer("f")
+    term.expect("retrying from line 2: test -e ready")
+    assert term.finish() == 0, term.text
+    # The line before the failing command ran once.
+    assert ws.log() == ["first", "second-start", "second-after", "third"]
+    assert ws.ticked() == {1, 2, 3}
+    assert ws.events("action-retry", step=2)[0]["from_line"] == 2

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from runbook.execution import plan
+from runbook.execution import plan, retry
 from runbook.execution.connect import Connections
 from runbook.execution.operator import SkipBlock
 from runbook.execution.parts import Parts
@@ -228,7 +228,17 @@ class Performer:
             what = judge(result, unit.expected, bytes(captured), timeout)
             if what is None:
                 return True
-            choice = operator.after_failure(what)
+            start = self._failed_at(unit, result, host[1])
+            where = unit.code.split("\n")[start - 1].strip() if start else ""
+            choice = operator.after_failure(
+                what, resume_from=f"line {start} of the block: {where}" if start else ""
+            )
+            if choice == "f" and start:
+                parts.records.write(
+                    "action-retry", step=step.number, origin=str(unit.origin), from_line=start
+                )
+                console.line(f"  retrying from line {start}: {where}", "dim")
+                unit = replace(unit, code=retry.rest(unit.code, start))
             if choice in ("s", "d"):
                 parts.records.confirmed(
                     step, unit.action, "skip-failed" if choice == "s" else "by-hand-failed"
@@ -253,6 +263,22 @@ class Performer:
                 # The block ended its shell: the fresh one gets back what the guide set.
                 self.resume.forget(host[1])
                 self.resume.opened(step, unit.action, host[0], host[1])
+
+    def _failed_at(self, unit: Unit, result: Result, shell: Shell) -> int | None:
+        """Return the line of ``unit``'s code where the top-level command that failed
+        starts, when a person can retry from there (not its first command)."""
+        if (
+            not self.parts.options.interactive
+            or result.outcome != Outcome.FAILED
+            or unit.expected is not None
+            or not shell.alive
+        ):
+            return None
+        said = shell.query('builtin printf %s "${__rb_line-}"').strip()
+        if not said.isdigit():
+            return None
+        start = retry.command_start(unit.code, int(said))
+        return start if start is not None and start > 1 else None
 
     def _edited(self, step: Step, unit: Unit, key: str) -> Unit:
         """Let the operator edit the part of a block that failed (the whole block, or its

@@ -37,6 +37,13 @@ _UNMUTE = (
 # or `exit` inside a group undoes the group's redirection as it leaves.
 _TRAP = (
     "{ __rb_s=$? __rb_t=$-; builtin set +x; } 2>/dev/null; "
+    # The first failing command's line in the block's own file: a retry can start at the
+    # top-level command holding it.
+    # Inside a function the block called, the line of that call.
+    "if [[ -z $__rb_line ]]; then __rb_i=0; __rb_l=$LINENO; "
+    "while [[ ${FUNCNAME[__rb_i]-source} != source ]]; do "
+    "__rb_l=${BASH_LINENO[__rb_i]}; __rb_i=$((__rb_i + 1)); done; "
+    '[[ ${BASH_SOURCE[__rb_i]-} != "$__rb_file" ]] || __rb_line=$__rb_l; fi; '
     "if [[ -n ${__rb_err_user-} ]] && "
     '{ ((${#BASH_SOURCE[@]})) || [[ $BASHPID != "$__rb_pid" ]]; }; then '
     "builtin eval -- '{ [[ $__rb_t != *x* ]] || builtin set -x; "
@@ -186,7 +193,7 @@ class Sentinels:
             "set +o history +H",
             "stty -opost 2>/dev/null",
             "__rb_pid=$BASHPID",
-            f"__rb_arm() {{ builtin trap {shlex.quote(_TRAP)} ERR; builtin set -E; }}",
+            f"__rb_arm() {{ __rb_line=; builtin trap {shlex.quote(_TRAP)} ERR; builtin set -E; }}",
             _TRAP_FN,
             # The shell's own output and error streams, kept apart from the block's: a block
             # may redirect them (exec 2>>file), which must not hide the end mark or prompt.
