@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from playwright.sync_api import Page, sync_playwright
+
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = "docs/admin-guide/upgrading/parallel.md"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -74,24 +76,23 @@ def wait_byte(path: Path, offset: int, want: int, limit: float = 10.0) -> float:
     raise TimeoutError("the byte never changed")
 
 
-def clicks(page: object, path: Path, number: int, n: int) -> list[float]:
+def clicks(page: Page, path: Path, number: int, n: int) -> list[float]:
     """Time ``n`` clicks on step ``number``'s box until its byte is on disk (ms)."""
     offset = box_offset(path.read_bytes(), number)
-    indicator = page.locator(BOX.format(number)).locator("xpath=following-sibling::span[1]")  # type: ignore[attr-defined]
+    indicator = page.locator(BOX.format(number)).locator("xpath=following-sibling::span[1]")
     times = []
     for i in range(n):
         want = ord("x") if i % 2 == 0 else ord(" ")
         box = indicator.bounding_box()
+        assert box is not None, "the box is not on the page"
         began = time.perf_counter()
-        page.mouse.click(box["x"] - 14, box["y"] + box["height"] / 2)  # type: ignore[attr-defined]
+        page.mouse.click(box["x"] - 14, box["y"] + box["height"] / 2)
         times.append((wait_byte(path, offset, want) - began) * 1000)
-        page.wait_for_function(  # type: ignore[attr-defined]
-            "!document.querySelector('li.rb-busy')", timeout=10_000
-        )
+        page.wait_for_function("!document.querySelector('li.rb-busy')", timeout=10_000)
     return times
 
 
-def cli_ticks(page: object, path: Path, number: int, n: int) -> list[float]:
+def cli_ticks(page: Page, path: Path, number: int, n: int) -> list[float]:
     """Time ``n`` ticks by runbook check's code until the open page shows them (ms)."""
     from runbook.checklist import set_parts
     from runbook.guide import load
@@ -100,15 +101,15 @@ def cli_ticks(page: object, path: Path, number: int, n: int) -> list[float]:
     for i in range(n):
         checked = i % 2 == 0
         book = load(path)  # not timed: the command's loading, before its write
-        page.evaluate("window.rbChanged = 0")  # type: ignore[attr-defined]
+        page.evaluate("window.rbChanged = 0")
         began = time.time() * 1000
         set_parts(book, [(number, None)], checked)
-        page.wait_for_function(  # type: ignore[attr-defined]
-            f"window.rbChanged > 0 && document.querySelector(\"{BOX.format(number)}\").checked"
+        page.wait_for_function(
+            f'window.rbChanged > 0 && document.querySelector("{BOX.format(number)}").checked'
             f" === {'true' if checked else 'false'}",
             timeout=10_000,
         )
-        times.append(page.evaluate("window.rbChanged") - began)  # type: ignore[attr-defined]
+        times.append(page.evaluate("window.rbChanged") - began)
     return times
 
 
@@ -116,8 +117,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=50, help="ticks per figure (default 50)")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     os.chmod(work, 0o700)
     site = copy_site(work / "site")
@@ -160,8 +159,7 @@ def report(click_ms: list[float], cli_ms: list[float], n: int) -> None:
         median = statistics.median(values)
         goal = "met" if median < GOAL_MS else "NOT met"
         return (
-            f"| {name} | {median:.1f} | {ordered[0]:.1f} | {p90:.1f} | {ordered[-1]:.1f} "
-            f"| {goal} |"
+            f"| {name} | {median:.1f} | {ordered[0]:.1f} | {p90:.1f} | {ordered[-1]:.1f} | {goal} |"
         )
 
     print(f"runbook serve, {n} ticks each (ms; goal: median under {GOAL_MS:.0f} ms)")
