@@ -14,8 +14,15 @@ from typing import Any, TypeVar
 import click
 
 from runbook import __version__
-from runbook.errors import EXIT_INVALID, GuideError, RunbookError, UsageError, step_of
-from runbook.model import Origin, Runbook, Step, SubStep, rel
+from runbook.errors import (
+    EXIT_INVALID,
+    GuideError,
+    RunbookError,
+    UsageError,
+    step_of,
+    substep_of,
+)
+from runbook.model import Origin, Runbook, rel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -161,23 +168,6 @@ def show_cmd(guide: Path, step: str, as_json: bool, sets: tuple[str, ...]) -> No
         click.echo(step_text(book, found))
 
 
-def substep_of(step: Step, sub: int) -> SubStep:
-    """Return part ``sub`` of ``step``, or refuse naming the parts it has."""
-    if 1 <= sub <= len(step.substeps):
-        return step.substeps[sub - 1]
-    has = (
-        f"has {len(step.substeps)} numbered sub-headings"
-        if step.substeps
-        else "has no numbered sub-headings ('#### 1. …')"
-    )
-    raise UsageError(
-        f"step {step.number} {has}, so there is no part {step.number}.{sub}",
-        path=step.origin.path,
-        line=step.origin.line,
-        hint=f"'runbook show GUIDE {step.number}' shows the whole step",
-    )
-
-
 @main.command("render")
 @guide_arg
 @set_opt
@@ -311,7 +301,11 @@ def status_cmd(guide: Path, as_json: bool) -> None:
     help="Pick content tabs with this label (repeatable; wildcards allowed).",
 )
 @click.option("--from", "from_step", type=int, metavar="N", help="Start at step N, ticked or not.")
-@click.option("--only", metavar="N,M", help="Run just these steps, ticked or not.")
+@click.option(
+    "--only",
+    metavar="N,M",
+    help="Run just these steps, ticked or not; N.M runs part M of step N alone (never ticked).",
+)
 @click.option("--redo", is_flag=True, help="Run ticked steps again.")
 @click.option(
     "--yes", "-y", is_flag=True, help="Never ask: stop (exit 4) where a person is needed."
@@ -373,7 +367,7 @@ def exec_cmd(
 
     if retry_unknown and skip_unknown:
         raise UsageError("--retry-unknown and --skip-unknown exclude each other")
-    only_steps = _numbers("--only", only)
+    only_steps, only_parts = _steps_and_parts("--only", only)
     given = parse_sets(sets)
     site = load_site(guide.absolute())
     book = load(guide, sets=given, site=site)
@@ -388,6 +382,7 @@ def exec_cmd(
         tabs=tabs,
         from_step=from_step,
         only=only_steps,
+        parts=only_parts,
         redo=redo,
         interactive=not yes and sys.stdin.isatty(),
         dry_run=dry_run,
@@ -400,6 +395,15 @@ def exec_cmd(
     )
     runner = Runner(
         book,
+        site,
+        options,
+        SiteShells(site.hosts, ssh_config=site.ssh_config),
+        guides=guides,
+        guide_arg=str(guide),
+    )
+    sys.exit(runner.run())
+
+
 @main.command("serve")
 @click.argument("path", required=False, default=".", type=click.Path(path_type=Path))
 @click.option("--port", type=int, default=8000, show_default=True, help="Port; 0 picks a free one.")
@@ -418,15 +422,6 @@ def serve_cmd(path: Path, port: int, host: str) -> None:
     sys.exit(serve(path, host=host, port=port))
 
 
-        site,
-        options,
-        SiteShells(site.hosts, ssh_config=site.ssh_config),
-        guides=guides,
-        guide_arg=str(guide),
-    )
-    sys.exit(runner.run())
-
-
 def step_ref(flag: str, text: str) -> tuple[int, int | None]:
     """Read a step (``3``) or one part of it (``3.2``): (3, None) or (3, 2).
 
@@ -442,17 +437,34 @@ def step_ref(flag: str, text: str) -> tuple[int, int | None]:
 
 
 def _numbers(flag: str, value: str | None) -> tuple[int, ...]:
-    """Read a list of whole steps (``3,5``); a part (``3.2``) is refused: a run ticks only
-    whole steps, and running part of one is not supported."""
+    """Read a list of whole steps (``3,5``); a part (``3.2``) is refused: what the flag
+    passes is a whole step."""
+    steps, parts = _steps_and_parts(flag, value)
+    if parts:
+        number, sub = parts[0]
+        raise UsageError(
+            f"{flag} {number}.{sub}: {flag} takes whole steps, not parts of one",
+            hint=f"name step {number} whole ({flag} {number})",
+        )
+    return steps
+
+
+def _steps_and_parts(
+    flag: str, value: str | None
+) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """Read a list of steps and parts of steps (``3,5.2``): the steps named (a part's step
+    among them, once), and the parts as (step, part)."""
     refs = [step_ref(flag, n) for n in value.split(",")] if value else []
-    for number, sub in refs:
-        if sub is not None:
+    steps = tuple(dict.fromkeys(number for number, _ in refs))
+    parts = tuple((number, sub) for number, sub in refs if sub is not None)
+    whole = {number for number, sub in refs if sub is None}
+    for number, sub in parts:
+        if number in whole:
             raise UsageError(
-                f"{flag} {number}.{sub}: exec runs whole steps, not parts of one",
-                hint=f"run step {number} whole ({flag} {number}), or see 'runbook show GUIDE "
-                f"{number}.{sub}' and do that part by hand",
+                f"{flag} names step {number} and its part {number}.{sub}",
+                hint=f"name either the whole step ({number}) or its parts ({number}.{sub})",
             )
-    return tuple(number for number, _ in refs)
+    return steps, parts
 
 
 def load_nested(book: Runbook, sets: Mapping[str, str]) -> dict[Path, Runbook]:
