@@ -142,9 +142,12 @@ def test_check_while_a_run_holds_the_guide_writes_into_the_runs_journal(
     assert events[0] == "run-start" and events[-1] == "check"
     (guide.parent / "release").touch()
     assert run.wait(timeout=30) == 0
-    # As before: the run goes on with the plan it made, and its own ticks still land.
+    # The run's own tick lands, and the step ticked meanwhile is respected: not run again.
     assert "* [x] 1. Wait" in guide.read_text(encoding="utf-8")
-    assert [s["how"] for s in status(guide)["steps"]] == ["exec", "exec"]
+    assert [s["how"] for s in status(guide)["steps"]] == ["exec", "check"]
+    assert [r["why"] for r in journal(guide) if r["event"] == "step-skipped"] == [
+        "ticked by hand"
+    ]
     assert [r["event"] for r in journal(guide)].count("run-end") == 1
 
 
