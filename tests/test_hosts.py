@@ -324,3 +324,30 @@ def test_a_sudo_password_answers_sudo_s_prompt_on_a_remote_host(
             assert password.encode() not in path.read_bytes(), path
     start = next(r for r in records(tmp_path) if r["event"] == "run-start")
     assert start["secret_inputs"] == ["sudo-password"]
+
+
+def test_a_resumed_run_gives_each_host_its_own_state_back(sshd: SshServer, tmp_path: Path) -> None:
+    guide = site(sshd, tmp_path) / "c.md"
+    remote_dir = tmp_path / "remote dir"
+    guide.write_text(
+        "# C\n\n* [ ] 1. Set up\n* [ ] 2. Use\n\n"
+        "### 1. Set up\n\n"
+        "```bash { .run }\nWHERE=local\n```\n\n"
+        "    ssh <username>@old-server\n\n"
+        f"```bash {{ .run }}\nmkdir -p '{remote_dir}'\ncd '{remote_dir}'\nWHERE=remote\n```\n\n"
+        "### 2. Use\n\n"
+        f'```bash {{ .run }}\necho "here: $WHERE"\n```\n\n'
+        "    ssh <username>@old-server\n\n"
+        f'```bash {{ .run }}\ntest -e {tmp_path}/ready\necho "there: $PWD $WHERE"\n```\n'
+    )
+    code, text = exec_guide(guide, LOGIN)
+    assert code == 1, text
+    states = {r["host"]: r for r in records(tmp_path) if r["event"] == "shell-state"}
+    key = f"ssh {USER}@old-server"
+    assert states[key]["cwd"] == str(remote_dir) and "WHERE" in states[key]["set"]
+    (tmp_path / "ready").touch()
+    code, text = exec_guide(guide, LOGIN)
+    assert code == 0, text
+    assert f"↺ given back on {USER}@old-server: working directory {remote_dir}" in text
+    assert f"there: {remote_dir} remote" in text
+    assert "here: local" in text and "↺ given back on this machine" in text
