@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -158,12 +159,16 @@ class Records:
             return False
         tick = Tick(step.item.origin.path, step.item.origin.line, True, step.item.text)
         try:
-            apply_ticks(
+            written = apply_ticks(
                 self.book.path,
                 [tick],
                 snapshot=self._snapshot,
                 lock_dir=runtime.locks(runtime.prepare(self.book)),
             )
+            # The guide as this tick left it: the next look for hand ticks need not read it.
+            with suppress(OSError):
+                done = os.stat(self.book.path)
+                self._seen = ((done.st_ino, done.st_size, done.st_mtime_ns), written)
         except ConcurrentEditError as exc:
             self.write("tick-refused", sync=True, step=step.number, reason=exc.message)
             raise
