@@ -66,7 +66,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         f"Port {port}\n"
         "ListenAddress 127.0.0.1\n"
         f"HostKey {home / 'host'}\n"
-        f"AuthorizedKeysFile {home / 'authorized_keys'}\n"
+        # The second, a user's own, for other logins than this one (test_sudo's).
+        f"AuthorizedKeysFile {home / 'authorized_keys'} .ssh/authorized_keys\n"
         f"PidFile {home / 'sshd.pid'}\n"
         "PasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\n"

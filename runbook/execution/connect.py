@@ -8,20 +8,30 @@ the run connects. A declined connection never means running its blocks here inst
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
-from runbook.errors import RunbookError
+from runbook.errors import RunbookError, UsageError
 from runbook.execution import plan
 from runbook.execution.parts import Parts
 from runbook.execution.shells import Shell
 from runbook.execution.view import legend
+from runbook.inputs import env_name, how_to_give
 from runbook.model import Action, Origin, Placeholder, Step, TabRef
 
 Value = Callable[[Placeholder, Step, Action], str]
 """Return the value of an input a block needs, asking for it (or refusing) when unknown."""
 
 _CHOICES = {"y": "connect", "d": "by-hand", "s": "skip"}
+
+
+def sudo_input(key: str) -> str:
+    """Return the secret input that answers sudo on the host of shell ``key``:
+    ``sudo-password@`` and a site host's name, or an ``ssh`` line's host without its user."""
+    words = plan.connection_words(key)
+    host = key if words is None else words[-1].rpartition("@")[2]
+    return f"{plan.SUDO_PASSWORD}@{host}"
 
 
 class Connections:
@@ -35,6 +45,8 @@ class Connections:
         # another tab (a shared snippet) is another item: a choice made in one tab is not
         # carried over to a tab the operator switched to.
         self._declined: dict[tuple[Origin, tuple[TabRef, ...]], tuple[str, str]] = {}
+        # Inputs of hosts whose sudo password the person chose to type at sudo's prompt.
+        self._sudo_declined: set[str] = set()
 
     def key(self, step: Step, action: Action) -> str:
         """Return the key of the shell ``action`` runs in (see plan.host_key), knowing the
@@ -63,13 +75,64 @@ class Connections:
             ) from None
 
     def answers(self, key: str) -> list[Any]:
-        """Return the answers every block on shell ``key`` gets: sudo's password prompt on
-        a remote host, when the run was given ``sudo-password``."""
+        """Return the answers every block on shell ``key`` gets: sudo's password prompt on a
+        remote host, answered with the host's own ``sudo-password@HOST`` or else the run's
+        ``sudo-password``; without either, a person is asked for the host's the first time
+        its sudo asks (once a host), and without a person nothing answers it."""
         factory = self.parts.hosts.factory
-        password = self.parts.inputs.values.get(plan.SUDO_PASSWORD)
-        if password is None or not factory.remote(key):
+        if not factory.remote(key):
             return []
-        return [factory.answer(plan.SUDO_PROMPT, password, secret=True)]
+        name = sudo_input(key)
+        password = self._sudo_password(name)
+        if password is not None:
+            return [factory.answer(plan.SUDO_PROMPT, password, secret=True)]
+        if not self.parts.options.interactive or name in self._sudo_declined:
+            return []
+        return [
+            factory.answer(
+                plan.SUDO_PROMPT, "", secret=True, ask=lambda _line: self._ask_sudo(name)
+            )
+        ]
+
+    def _sudo_password(self, name: str) -> str | None:
+        """Return the sudo password given for host input ``name``, or the run's for all."""
+        inputs = self.parts.inputs
+        variable = env_name(name)
+        if name not in inputs.values and variable in os.environ:
+            # Read here, not with the run's other inputs: the hosts an ssh line reaches are
+            # known only once its own inputs have values.
+            inputs.give(name, os.environ[variable], secret=True)
+        return inputs.values.get(name, inputs.values.get(plan.SUDO_PASSWORD))
+
+    def _ask_sudo(self, name: str) -> str | None:
+        """Ask the person for host input ``name`` as its sudo prompt waits; None (an empty
+        answer, or no more input) hands them the prompt itself, and the host is not asked
+        again."""
+        parts = self.parts
+        console = parts.console
+        console.stop_spinner()  # it would draw over the question
+        host = name.partition("@")[2]
+        console.line(
+            f"  sudo on {host} asks for a password: give it once for {host} (never shown or "
+            f"recorded; next time {how_to_give(name, True)}), or press Enter to type it at "
+            "sudo's prompt yourself",
+            "yellow",
+        )
+        while True:
+            try:
+                value = console.ask_value(name, True)
+            except EOFError:
+                value = ""
+            if not value:
+                self._sudo_declined.add(name)
+                return None
+            try:
+                parts.inputs.give(name, value, secret=True)
+            except UsageError as exc:
+                console.line(f"  {exc.message}", "red")
+                continue
+            parts.records.write("input", name=name, how="asked", secret=True)
+            return value
 
     def connect(self, step: Step, action: Action) -> int:
         """Open the connection of an ``ssh`` line, or let the operator decline it; return

@@ -74,9 +74,17 @@ class SiteShells:
         options = spec.get("options", []) if isinstance(spec, Mapping) else []
         return ssh_transport(str(target), options=[*config, *(str(o) for o in options)])
 
-    def answer(self, expect: str, send: str, *, secret: bool) -> Answer:
-        """Return a declared answer."""
-        return Answer(expect=expect, send=send, secret=secret)
+    def answer(
+        self,
+        expect: str,
+        send: str,
+        *,
+        secret: bool,
+        ask: Callable[[str], str | None] | None = None,
+    ) -> Answer:
+        """Return a declared answer (with ``ask``, one whose text is asked for when its
+        prompt shows)."""
+        return Answer(expect=expect, send=send, secret=secret, ask=ask)
 
     def operator(self, on_handover: Callable[[str], None]) -> Operator | None:
         """Return the person at this terminal, None when standard input is not one."""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from runbook.inputs import CONTROL_RE
 from runbook.model import Outcome
 from runbook.shell.channel import Channel
 from runbook.shell.delivery import Delivery
@@ -242,9 +243,15 @@ class BlockRun:
         if not self._begun:
             before, self._begun, after = self._sentinels.begin.split(data)
             data = before + after
-        if self._end is not None and self._ended is None and self.stop is None:
+        if self._end is not None and self._ended is None:
             # Only the end mark ends a running block: its output may print a prompt.
             before, self._ended, data = self._end.take(data)
+            if self._ended is None and self.stop is not None:
+                # Being stopped, bash may drop the rest of the line, end mark included, and
+                # print its prompt; a command that ends (sudo, at Ctrl-C) lets the mark come.
+                text, status = self._sentinels.prompt.feed(before)
+                self.output.feed(text)
+                return status
             self.output.feed(before)
             if self._ended is None:
                 self._note_prompt(before)
@@ -310,14 +317,8 @@ class BlockRun:
         Only a certain wait is stopped: a guess may be a busy command that printed a
         label, and interrupting it on a guess could leave a migration half done.
         """
-        window = self.output.window
-        answer = next((a for a in self._unused if a.expect.encode() in window), None)
-        if answer is not None:
-            self._unused.remove(answer)
-            self.answered.append(answer.expect)
-            outbox += answer.send.encode() + b"\n"
-            self.output.forget()
-            self._last_io = now
+        if self._answer(outbox):
+            self._last_io = time.monotonic()  # asking for an answer may have taken a while
         elif self._operator is not None:
             self._handover = Handover(self._operator)
             self._handover_certain = wait is Wait.CERTAIN
@@ -327,6 +328,27 @@ class BlockRun:
                 self._operator.on_handover(self.output.last_line())
         elif wait is Wait.CERTAIN:
             self._begin_stop(Outcome.NEEDS_INPUT, now)
+
+    def _answer(self, outbox: bytearray) -> bool:
+        """Type the answer declared for the prompt shown, if any; return True once typed.
+
+        An answer used is gone: a prompt that comes back (a wrong password) is not typed
+        into again, so it cannot lock an account.
+        """
+        window = self.output.window
+        answer = next((a for a in self._unused if a.expect.encode() in window), None)
+        if answer is None:
+            return False
+        self._unused.remove(answer)
+        send = answer.send if answer.ask is None else answer.ask(self.output.last_line())
+        if send is None or CONTROL_RE.search(send):
+            return False
+        if answer.secret:
+            self.output.mask(send)
+        self.answered.append(answer.expect)
+        outbox += send.encode() + b"\n"
+        self.output.forget()
+        return True
 
     def _end_handover(self, handover: Handover, now: float) -> None:
         """The operator's input ended: give the terminal back; stop a certain wait only.

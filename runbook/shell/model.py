@@ -36,6 +36,10 @@ class Answer:
     """What to type; it is sent as one line."""
     secret: bool = False
     """Mask ``send`` in all output and transcripts."""
+    ask: Callable[[str], str | None] | None = None
+    """Where ``send`` is not known ahead: called with the prompt's line the first time
+    ``expect`` shows, for what to type; None leaves the prompt as if no answer were declared
+    (to the operator, or to the block's end or timeout)."""
 
     def __post_init__(self) -> None:
         if not self.expect:

@@ -41,6 +41,10 @@ class Output:
         """Return raw output since the last answer was sent (bounded)."""
         return bytes(self._window[-WINDOW:])
 
+    def mask(self, secret: str) -> None:
+        """Mask ``secret`` in what is passed on from now on."""
+        self._redactor.add(secret)
+
     def forget(self) -> None:
         """Start a new window: an answer was just sent."""
         self._window.clear()

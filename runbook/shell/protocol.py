@@ -103,15 +103,15 @@ _WATCH_BODY = (
 # Starts the watch, hands it the number of the shell's end of its input, waits until it has
 # shown its token, and closes the rest. A second coprocess that ends at once takes over
 # bash's one tracked coprocess, so that a block's own `coproc` gets no warning about ours
-# (bash then closes only that one's pipes); both are disowned, so `wait` and `jobs` pass
-# them by.
+# (bash then closes only that one's pipes), and is waited for, which lets bash forget it.
+# The watch is disowned, so `wait` and `jobs` pass it by.
 _WATCH = (
     f"coproc __rb_w {{ {_WATCH_BODY}; }}; "
     "builtin disown $__rb_w_PID 2>/dev/null; "
     'builtin printf "%s\\n" ${__rb_w[1]} >&${__rb_w[1]}; '
     "IFS= builtin read -r -t 10 -u ${__rb_w[0]} __rb_l; "
     "__rb_l=${__rb_w[0]}; command exec {__rb_l}<&-; "
-    "{ coproc __rb_z { :; }; builtin disown $__rb_z_PID; } 2>/dev/null; "
+    "{ coproc __rb_z { :; }; builtin wait $__rb_z_PID; } 2>/dev/null; "
     "builtin unset __rb_w __rb_w_PID __rb_z __rb_z_PID __rb_l"
 )
 # Reads $2 typed lines into the variable named $1, exported when $3 is x.
@@ -200,7 +200,6 @@ class Sentinels:
             "command exec {__rb_out}>&1 {__rb_err}>&2",
             _END,
             _DEFINE,
-            _WATCH,
             delivery_setup,
             "builtin readonly PS1 PS2 PS0 __rb_pid __rb_out __rb_err",
             "builtin readonly -f __rb_arm __rb_define __rb_end __rb_status",
@@ -210,6 +209,13 @@ class Sentinels:
         ]
         line = "; ".join(parts)
         check_typable(line, "the shell setup")
+        return line.encode() + b"\n"
+
+    def watch_line(self) -> bytes:
+        """Return the line, typed after the set-up, that starts the shell's watch (see
+        _WATCH): a line of its own, as the terminal takes at most 4095 bytes a line."""
+        line = quiet(_WATCH)
+        check_typable(line, "the shell's watch")
         return line.encode() + b"\n"
 
     def sync_line(self, attempt: int) -> tuple[bytes, bytes]:

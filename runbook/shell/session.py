@@ -141,9 +141,12 @@ class Session:
         )
         try:
             setup = self._sentinels.setup_line(delivery.shell_setup())
-            said = bytearray()
-            status = self._channel.exchange(setup, self._start_timeout, stale=False, said=said)
-            self._sentinels.watch(bytes(said))
+            status = self._channel.exchange(setup, self._start_timeout, stale=False)
+            if status == 0:
+                said = bytearray()
+                watch = self._sentinels.watch_line()
+                self._channel.exchange(watch, self._start_timeout, stale=False, said=said)
+                self._sentinels.watch(bytes(said))
         except ShellGone as gone:
             self._process.discard()
             raise SessionError(
