@@ -11,6 +11,7 @@ cannot make or unmake a block, are never run.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import secrets
@@ -19,10 +20,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import markdown
+from markdown import blockprocessors, preprocessors
 from markdown.blockprocessors import CodeBlockProcessor
+from markdown.extensions import admonition, md_in_html, tables
 from markdown.extensions.attr_list import get_attrs_and_remainder
 from markdown.extensions.fenced_code import FencedBlockPreprocessor
-from pymdownx import superfences
+from pymdownx import details, superfences, tabbed
+
+from runbook.blockplaces import (
+    back,
+    candidate_starts,
+    line_index,
+    match_at,
+    normalized,
+    unique_order,
+)
 
 # MkDocs always loads these before the site's own list (mkdocs.config.defaults).
 MKDOCS_BUILTINS = ("toc", "tables", "fenced_code")
@@ -247,6 +259,7 @@ def _shown(md: markdown.Markdown, root: Any) -> set[str]:
     return set(_SHOWN_RE.findall(_COMMENT_RE.sub("", output)))
 
 
+@functools.lru_cache(maxsize=4096)  # a site writes few distinct info strings, many times
 def fence_attrs(info: str) -> tuple[tuple[str, str], ...]:
     """Read a fence's attributes as written: ``{ .cls #id key="v" }`` or ``key="v"`` options.
 
@@ -280,6 +293,11 @@ class BlockFinder:
         self.md = self._markdown()
         self.fences = self._hook_fences()
         self.indented = self._hook_indented()
+        self.md.parser.blockprocessors = _ListedOnce(self.md.parser.blockprocessors)
+        # Only with processors known to make code of nothing but what may_hold_code sees.
+        self.skippable = all(type(p) in _KNOWN for p in self.md.preprocessors) and all(
+            type(p) in _KNOWN for p in self.md.parser.blockprocessors
+        )
 
     def _markdown(self) -> markdown.Markdown:
         names: dict[str, dict[str, Any]] = {name: {} for name in MKDOCS_BUILTINS}
@@ -330,10 +348,12 @@ class BlockFinder:
 
     def find(self, text: str) -> PageBlocks:
         """Return the code blocks of a rendered page, in document order."""
-        if "```" not in text and "~~~" not in text and not _may_indent(text):
-            return PageBlocks(())
+        if self.skippable and not may_hold_code(text, self.md.tab_length):
+            return PageBlocks(())  # the renderer would make no code block of it
+        return self._find(text)
+
+    def _find(self, text: str) -> PageBlocks:
         fences, codes = self._parse(text)
-        source = _normalized(text, self.md.tab_length)
         kept = [f for f in fences if not self._reverted(f)]
         blocks = [
             CodeBlock(f.start, f.end, True, f.code, f.info, f.lang, f.attrs, f.fence)
@@ -341,17 +361,19 @@ class BlockFinder:
             if not f.div
         ]
         taken = {n for f in kept for n in range(f.start, f.end)}
-        wanted = [[line for line in code.split("\n") if line] for code in codes]
-        by_text = _line_index(source)
-        candidates = [_candidates(lines, source, taken, by_text) for lines in wanted]
-        starts = _unique_order(wanted, candidates, source)
-        if starts is None:
-            starts = self._probe(text, candidates, wanted, source)
-        for code, lines, start in zip(codes, wanted, starts, strict=True):
-            end = _match_at(lines, source, start) if start is not None else None
-            if start is not None and end is not None:
-                blocks.append(CodeBlock(start, end, False, code))
-        blocks.sort(key=lambda b: b.start)
+        if codes:  # indented blocks: found again in the source by their text
+            source = normalized(text, self.md.tab_length)
+            wanted = [[line for line in code.split("\n") if line] for code in codes]
+            by_text = line_index(source)
+            candidates = [candidate_starts(lines, source, taken, by_text) for lines in wanted]
+            starts = unique_order(wanted, candidates, source)
+            if starts is None:
+                starts = self._probe(text, candidates, wanted, source)
+            for code, lines, start in zip(codes, wanted, starts, strict=True):
+                end = match_at(lines, source, start) if start is not None else None
+                if start is not None and end is not None:
+                    blocks.append(CodeBlock(start, end, False, code))
+            blocks.sort(key=lambda b: b.start)
         return PageBlocks(tuple(blocks), tuple(self._problems(text, blocks, taken)))
 
     def _parse(self, text: str) -> tuple[list[_Fence], list[str]]:
@@ -395,7 +417,7 @@ class BlockFinder:
         marked: set[int] = set()
         for found, want in zip(candidates, wanted, strict=True):
             for first in found:
-                end = _match_at(want, source, first) or first
+                end = match_at(want, source, first) or first
                 marked.update(
                     n
                     for n in range(first, end)
@@ -418,12 +440,12 @@ class BlockFinder:
             for line in code.split("\n"):
                 hit = mark.search(line)
                 if hit:
-                    start = _back(source, int(hit.group(1)), before)
+                    start = back(source, int(hit.group(1)), before)
                     break
                 before += bool(line)
             starts.append(start)
             if start is not None:
-                cursor = _match_at(want, source, start) or start
+                cursor = match_at(want, source, start) or start
         return starts
 
     def _reverted(self, fence: _Fence) -> bool:
@@ -452,6 +474,8 @@ class BlockFinder:
                     "item that holds it",
                 )
         for n, line in enumerate(lines):
+            if "```" not in line and "~~~" not in line:
+                continue  # no fence on it (what _FENCE_LINE_RE needs first)
             match = _FENCE_LINE_RE.match(line)
             if match is None or n in inside or "`" in match.group("info"):
                 continue  # a backtick after the fence: an inline code span, meant as text
@@ -510,119 +534,86 @@ def _swallowed(block: CodeBlock, lines: list[str]) -> Iterator[FenceProblem]:
             return
 
 
-def _line_index(source: list[str]) -> dict[str, list[int]]:
-    """Return the numbers of the lines holding each text, indentation aside."""
-    index: dict[str, list[int]] = {}
-    for n, line in enumerate(source):
-        if line:
-            index.setdefault(line.strip(" >"), []).append(n)
-    return index
-
-
-def _candidates(
-    wanted: list[str], source: list[str], taken: set[int], by_text: dict[str, list[int]]
-) -> list[int]:
-    """Every line where the non-blank lines ``wanted`` start in ``source``, blank lines aside.
-
-    Blank lines are left out of the comparison: a fence an indented block took back in
-    comes back with a blank line it did not have.
-    """
-    if not wanted:
-        return []
-    return [
-        i
-        for i in by_text.get(wanted[0].strip(" >"), ())
-        if i not in taken and _same(source[i], wanted[0]) and _match_at(wanted, source, i)
-    ]
-
-
-def _match_at(wanted: list[str], source: list[str], i: int) -> int | None:
-    """Return the line after ``wanted`` when it starts at line ``i``, else None."""
-    matched, n = 0, i
-    while matched < len(wanted) and n < len(source):
-        if not source[n] and matched:
-            n += 1
-        elif _same(source[n], wanted[matched]):
-            matched, n = matched + 1, n + 1
-        else:
-            return None
-    return n if matched == len(wanted) else None
-
-
-def _unique_order(
-    wanted: list[list[str]], candidates: list[list[int]], source: list[str]
-) -> list[int | None] | None:
-    """Return each block's start when the text alone says it, else None.
-
-    Blocks of the same text (a snippet included twice) take their places in order when
-    there are as many places as blocks; a place inside a block already placed is not one
-    (a one-line block matches the first line of a longer one). More places than blocks (the
-    same text in a paragraph, say) needs the renderer to tell them apart.
-    """
-    starts: list[int | None] = [None] * len(wanted)
-    claimed: set[int] = set()
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for k, lines in enumerate(wanted):
-        groups.setdefault(tuple(lines), []).append(k)
-    progress = True
-    while progress:
-        progress = False
-        # Longer blocks first: a shorter text can match inside a longer block, not the reverse.
-        for _, members in sorted(groups.items(), key=lambda item: -len(item[0])):
-            open_ = [k for k in members if starts[k] is None]
-            if not open_:
-                continue
-            places = [c for c in candidates[open_[0]] if c not in claimed]
-            if len(places) != len(open_):
-                continue
-            for k, place in zip(open_, places, strict=True):
-                starts[k] = place
-                span = range(place, _match_at(wanted[k], source, place) or place + 1)
-                if claimed.intersection(span):
-                    return None
-                claimed.update(span)
-            progress = True
-    if None in starts or starts != sorted(starts, key=lambda n: n or 0):
-        return None
-    return starts
-
-
-def _back(source: list[str], line: int, lines: int) -> int:
-    """Go up ``lines`` non-blank lines from ``line``."""
-    while lines and line > 0:
-        line -= 1
-        lines -= bool(source[line])
-    return line
-
-
-def _same(source: str, code: str) -> bool:
-    """Tell whether a source line, less its indentation, is this line of a code block."""
-    # Trailing spaces aside: a block loses those of its last line.
-    source, code = source.rstrip(" "), code.rstrip(" ")
-    if not code or not source.endswith(code):
-        return False
-    prefix = source[: len(source) - len(code)]
-    return not prefix.strip(" >") and prefix.count(" ") >= 4
-
-
-def _normalized(text: str, tab_length: int) -> list[str]:
-    """Return the page's lines as Python-Markdown reads them (tabs expanded, blank lines empty)."""
-    return [
-        "" if not line.strip(" ") else line
-        for line in text.replace("\r\n", "\n")
-        .replace("\r", "\n")
-        .expandtabs(tab_length)
-        .split("\n")
-    ]
-
-
 # A line that may open raw HTML: only then can a block be hidden from the page.
 _HTML_RE = re.compile(r"^[ \t>]*<[A-Za-z!/?]", re.M)
-_INDENTED_RE = re.compile(r"^(?: {4}|\t| {0,3}\t)", re.M)
+
+# The processors whose code blocks may_hold_code foresees: mkdocs' built-ins and
+# mkdocs-material's recommended set (the others register none). With any other, every page
+# is parsed.
+_KNOWN = frozenset(
+    {
+        preprocessors.NormalizeWhitespace,
+        preprocessors.HtmlBlockPreprocessor,
+        md_in_html.HtmlBlockPreprocessor,
+        _Fences,
+        _PlainFences,
+        blockprocessors.EmptyBlockProcessor,
+        blockprocessors.ListIndentProcessor,
+        _IndentedCode,
+        _PlainIndentedCode,
+        blockprocessors.HashHeaderProcessor,
+        blockprocessors.SetextHeaderProcessor,
+        blockprocessors.HRProcessor,
+        blockprocessors.OListProcessor,
+        blockprocessors.UListProcessor,
+        blockprocessors.BlockQuoteProcessor,
+        blockprocessors.ReferenceProcessor,
+        blockprocessors.ParagraphProcessor,
+        tables.TableProcessor,
+        admonition.AdmonitionProcessor,
+        details.DetailsProcessor,
+        tabbed.TabbedProcessor,
+        md_in_html.MarkdownInHtmlProcessor,
+    }
+)
 
 
-def _may_indent(text: str) -> bool:
-    return _INDENTED_RE.search(text) is not None
+@functools.lru_cache(maxsize=8)
+def _indent_re(tab_length: int) -> re.Pattern[str]:
+    # Where a block the code processor takes may start: a line's start (\r ends a line too)
+    # or right after HTML (md_in_html parses what follows a tag), past '>' quote markers
+    # and spaces; a tab there may widen to the full indentation.
+    return re.compile(rf"(?:^|[>\r])[ \t>]*(?: {{{tab_length}}}|\t)", re.M)
+
+
+def may_hold_code(text: str, tab_length: int = 4) -> bool:
+    """Tell whether the site's renderer may make a code block of ``text``.
+
+    False is a proof of none, for the processors in ``_KNOWN``: a fence needs three
+    backticks or tildes, and an indented block a line indented by ``tab_length`` once
+    quote markers, container indentation and any HTML before it are taken away. STX and
+    ETX, which the renderer deletes first, may join those characters.
+    """
+    if any(mark in text for mark in ("```", "~~~", "\x02", "\x03")):
+        return True
+    return _indent_re(tab_length).search(text) is not None
+
+
+class _ListedOnce(markdown.util.Registry):  # type: ignore[misc]
+    """The block processors, listed in their order once instead of for every block.
+
+    The block parser iterates its registry for each block it reads, and a registry makes a
+    new list each time: a tenth of the parse. Same processors, same order.
+    """
+
+    def __init__(self, registry: Any) -> None:
+        super().__init__()
+        self._listed: list[Any] | None = None
+        for item in registry._priority:
+            self.register(registry[item.name], item.name, item.priority)
+
+    def register(self, item: Any, name: str, priority: float) -> None:
+        self._listed = None
+        super().register(item, name, priority)
+
+    def deregister(self, name: str, strict: bool = True) -> None:
+        self._listed = None
+        super().deregister(name, strict)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._listed is None:
+            self._listed = list(super().__iter__())
+        return iter(self._listed)
 
 
 def _safe_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
