@@ -19,19 +19,20 @@ import secrets
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runbook.errors import RunbookError, UsageError
 from runbook.live import LiveGuide
@@ -66,6 +67,8 @@ class Hub:
         self._pending = False
         self._building: asyncio.Task[None] | None = None
         self._files: tuple[Path, StaticFiles] | None = None
+        self.closing = False
+        """Set when the server stops: event streams end, so it need not wait for them."""
 
     @property
     def changed(self) -> asyncio.Event:
@@ -76,6 +79,11 @@ class Hub:
         """Wake every page waiting for a change."""
         old, self._changed = self._changed, asyncio.Event()
         old.set()
+
+    def close(self) -> None:
+        """End every event stream: the server is stopping."""
+        self.closing = True
+        self.notify()
 
     def allowed(self, request: Request) -> bool:
         """Tell whether ``request`` carries the token."""
@@ -156,6 +164,8 @@ def make_app(hub: Hub) -> Starlette:
             return JSONResponse(await run_in_threadpool(guide.state))
         except RunbookError as exc:
             return _error(exc, 404)
+        except OSError as exc:  # the guide went away under us
+            return JSONResponse({"error": str(exc)}, 404)
 
     async def tick(request: Request) -> Response:
         try:
@@ -181,6 +191,8 @@ def make_app(hub: Hub) -> Starlette:
         except RunbookError as exc:
             hub.notify()
             return _error(exc, 409, state=await run_in_threadpool(guide.state))
+        except OSError as exc:
+            return JSONResponse({"error": f"{guide.guide_arg}: {exc.strerror or exc}"}, 409)
         hub.notify()  # the other pages hear it now, not at the next look
         return JSONResponse(done)
 
@@ -204,20 +216,6 @@ def make_app(hub: Hub) -> Starlette:
     async def site(scope: Scope, receive: Receive, send: Send) -> None:
         await hub.files()(scope, receive, send)
 
-    async def guarded(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Only the holder of the token changes anything, whatever the path.
-        if request.method not in SAFE_METHODS and not hub.allowed(request):
-            return JSONResponse(
-                {
-                    "error": f"refused: a change needs the token of the URL runbook serve printed, "
-                    f"in the {TOKEN_HEADER} header (open that URL)"
-                },
-                403,
-            )
-        return await call_next(request)
-
     routes = [
         Route("/_runbook/state", state, methods=["GET"]),
         Route("/_runbook/tick", tick, methods=["POST"]),
@@ -225,7 +223,47 @@ def make_app(hub: Hub) -> Starlette:
         Route("/_runbook/{name}", asset, methods=["GET", "HEAD"]),
         Mount("/", app=site),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guarded)])
+    return Starlette(routes=routes, middleware=[Middleware(TokenGuard, hub=hub)])
+
+
+class TokenGuard:
+    """Refuse (403) every request that could change something and lacks the token,
+    whatever its path: only the holder of the printed URL changes anything."""
+
+    def __init__(self, app: ASGIApp, hub: Hub) -> None:
+        """Guard ``app`` with ``hub``'s token."""
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 403 to a request that changes state without the token; pass the rest."""
+        changes = scope["type"] == "http" and scope["method"] not in SAFE_METHODS
+        if changes and not self.hub.allowed(Request(scope)):
+            refusal = JSONResponse(
+                {
+                    "error": "refused: a change needs the token of the URL runbook serve "
+                    f"printed, in the {TOKEN_HEADER} header (open that URL)"
+                },
+                403,
+            )
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, ending the event streams as soon as it is told to stop."""
+
+    def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
+        """Serve ``config``'s application; tell ``hub`` when stopping."""
+        super().__init__(config)
+        self.hub = hub
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Stop as uvicorn does, ending the open event streams first."""
+        # Called in a signal handler: the loop ends the streams between its own steps.
+        asyncio.get_event_loop().call_soon_threadsafe(self.hub.close)
+        super().handle_exit(sig, frame)
 
 
 async def _stream(hub: Hub, guide: LiveGuide) -> AsyncIterator[str]:
@@ -235,6 +273,8 @@ async def _stream(hub: Hub, guide: LiveGuide) -> AsyncIterator[str]:
     builds = hub.builds
     while True:
         changed = hub.changed  # taken first: a change while reading is not missed
+        if hub.closing:
+            return
         if hub.builds != builds:
             yield "event: reload\ndata: {}\n\n"
             return
@@ -295,8 +335,6 @@ def page_url(site: Site, path: Path) -> str:
 def serve(path: Path, *, host: str, port: int, out: TextIO = sys.stdout) -> int:
     """Build the site of ``path`` (a site's folder, its mkdocs.yml or a page) and serve it
     until interrupted; print its URL, with the token, at once."""
-    import uvicorn
-
     site = load_site(path if path.is_file() else path / "mkdocs.yml")
     if site.config_file is None:
         raise UsageError(
@@ -334,5 +372,5 @@ def serve(path: Path, *, host: str, port: int, out: TextIO = sys.stdout) -> int:
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, timeout_graceful_shutdown=1
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config, hub).run(sockets=[sock])
     return 0
