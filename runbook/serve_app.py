@@ -19,6 +19,7 @@ import secrets
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import FrameType
@@ -116,10 +117,17 @@ class Hub:
         return self._files[1]
 
     async def watching(self) -> None:
-        """Look at the files every POLL seconds: wake the pages, build again on new text."""
+        """Look at the files every POLL seconds: wake the pages, build again on new text.
+
+        On a docs tree so large that a look takes long, looks are spaced out, so watching
+        never takes more than about a fifth of a core.
+        """
+        pause = POLL
         while True:
-            await asyncio.sleep(POLL)
-            changes = self.watch.look()
+            await asyncio.sleep(pause)
+            began = time.perf_counter()
+            changes = await run_in_threadpool(self.watch.look)
+            pause = max(POLL, 4 * (time.perf_counter() - began))
             if changes.text:
                 for guide in self.guides.values():
                     guide.forget()
@@ -340,6 +348,13 @@ def serve(path: Path, *, host: str, port: int, out: TextIO = sys.stdout) -> int:
         raise UsageError(
             f"no mkdocs.yml at or above {path}: runbook serve shows a site",
             hint="give the folder of mkdocs.yml (or run it there)",
+        )
+    if site.plugin != "runbook":
+        print(
+            "runbook serve: the site does not use runbook's plugin (plugins: - runbook in "
+            "mkdocs.yml), so its pages are served as they are, without live checklists",
+            file=sys.stderr,
+            flush=True,
         )
     sock = bind(host, port)
     token = secrets.token_urlsafe(24)
