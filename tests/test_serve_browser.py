@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +165,25 @@ def picture(path: Path) -> bytes:
     assert len(set(pixels[1 : 1 + width * channels : channels])) > 1 or len(set(pixels)) > 2
     assert len(set(pixels)) > 10  # text and boxes, not a blank picture
     return pixels
+
+
+def test_a_running_exec_shows_on_the_page(browser: Browser, served: Server) -> None:
+    page = open_guide(browser, served)
+    sets = ["--set", "user=nobody", "--set", "old-server=old.invalid"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "exec", GUIDE, "--yes", "--only", "2", *sets],
+        cwd=served.site,
+        env={**os.environ, "RUNBOOK_SET_DB_PASSWORD": "pw-Q7k2"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        running = page.locator("li.rb-running")
+        running.wait_for(timeout=20_000)
+        assert "running now: block snippets/backup.md:3 on this machine" in running.inner_text()
+    finally:
+        run.wait(timeout=60)
+    page.wait_for_selector("li.rb-running", state="detached", timeout=10_000)
+    assert "last run:" in page.locator("li.task-list-item").nth(1).inner_text()
+    assert page.evaluate("window.rbMarker") == "still here"
