@@ -387,3 +387,20 @@ def test_a_guide_spanning_pages_has_its_checklist_on_the_overview(tmp_path: Path
     assert "rb-step" not in step
     assert [s["number"] for s in state["steps"]] == [1, 2, 3]
     assert state["steps"][0]["command"] == "runbook exec docs/upgrade/index.md --only 1"
+
+
+def test_a_change_of_boxes_only_keeps_the_text_key(tmp_path: Path) -> None:
+    from runbook.guide import load
+    from runbook.live import Stale, content_key, with_boxes
+
+    site = make_site(tmp_path / "site")
+    data = (site / GUIDE).read_bytes()
+    ticked = data.replace(b"* [ ] 1.", b"* [x] 1.").replace(b"* [x] 3.", b"* [ ] 3.")
+    edited = data.replace(b"Stop the service\n", b"Stop the services\n", 1)
+    assert content_key(ticked) == content_key(data) != content_key(edited)
+    book = load(site / GUIDE)
+    now = with_boxes(book, ticked)
+    assert [s.checked for s in now.steps] == [True, False, False]
+    assert [c.checked for c in now.checklist] == [True, False, False]
+    with pytest.raises(Stale):
+        with_boxes(book, edited)
