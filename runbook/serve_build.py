@@ -140,6 +140,8 @@ def _stamps(roots: Iterable[Path]) -> Iterator[tuple[Path, Stamp]]:
                 # Hidden folders (an editor's, git's, the runtime folder) are not the site.
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 for name in files:
+                    if name.startswith(".") or name.endswith("~"):
+                        continue  # an editor's swap and backup files, not the site's
                     path = Path(folder, name)
                     try:
                         stat = path.stat()
