@@ -179,7 +179,8 @@ def test_a_running_exec_shows_on_the_page(browser: Browser, served: Server) -> N
         stderr=subprocess.DEVNULL,
     )
     try:
-        running = page.locator("li.rb-running")
+        # Between the step's start and its block's, the step runs with no block yet.
+        running = page.locator("li.rb-running", has_text="running now: block")
         running.wait_for(timeout=20_000)
         assert "running now: block snippets/backup.md:3 on this machine" in running.inner_text()
     finally:
