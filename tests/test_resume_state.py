@@ -84,10 +84,11 @@ def test_only_what_the_guide_changed_is_kept(tmp_path: Path) -> None:
 
 def test_a_variable_holding_a_secret_is_named_never_kept(tmp_path: Path) -> None:
     start = parse(dump("", tmp_path))
-    now = parse(dump(f"A='{CANARY}'; export B='x{CANARY}x'; C=plain", tmp_path))
+    now = parse(dump(f"A='{CANARY}'; export B='x{CANARY}x'; C=plain; API_TOKEN=t0k", tmp_path))
     assert start is not None and now is not None
     state = changes(start, now, {"db-password": CANARY})
-    assert dict(state.secret) == {"A": "db-password", "B": ""}
+    # API_TOKEN holds no input's value, but its name says what it is.
+    assert dict(state.secret) == {"A": "db-password", "B": "", "API_TOKEN": ""}
     assert state.exported == ("B",) and set(state.set) == {"C"}
     assert CANARY not in json.dumps(state.record())
 

@@ -4,8 +4,9 @@ the functions it defined, read at block ends and given back to a resumed run.
 The shell prints its state itself (``DUMP``): each variable as ``declare -p`` quotes it,
 so giving it back is running those lines, never quoting by hand. Only what differs from the
 shell as it started is kept: the operator's own environment never reaches the journal. A
-variable whose value holds a secret input's value is never kept; its name is, with the
-input it equals (if any), so a resumed run asks for that input again.
+variable whose value holds a secret input's value, or whose name says it is a secret
+(``API_TOKEN``), is never kept; its name is, with the input it equals (if any), so a resumed
+run asks for that input again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from runbook.actions import is_secret
 
 # Every variable's name, each its own word whatever IFS the guide set, with builtins only.
 _NAMES = " ".join(f'"${{!{c}@}}"' for c in string.ascii_letters + "_")
@@ -167,6 +170,10 @@ def changes(start: Dump, now: Dump, secrets: Mapping[str, str]) -> State:
         if start.variables.get(name) == line:
             continue
         held = _secret_in(line, secrets)
+        if held is None and is_secret(name):
+            # A value the guide fetched (TOKEN=$(…)) under a secret's name: not a known
+            # input's, and still never written down.
+            held = ""
         if held is None:
             kept[name] = line
             continue
