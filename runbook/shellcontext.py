@@ -31,6 +31,9 @@ PLACEHOLDER_RE = re.compile(r"(?<!<)<([A-Za-z][A-Za-z0-9_.-]*)>(?!>)")
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEPARATORS = frozenset(";&|()\n")
+# None of them a separator, blank, quote, escape, expansion, redirection, comment,
+# subscript or assignment: what the command loop and word_part take one at a time.
+_PLAIN_RE = re.compile(r"[^ \t\n;&|()<>\\'\"$`\[=#]+")
 _HEREDOC_RE = re.compile(r"<<(-?)[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][\w.-]*))")
 
 
@@ -93,8 +96,12 @@ class Scanner:
                 break
             if close == ")" and ch == ")" and depth == 0 and not cases:
                 break
-            in_test = command_name(words) == "[[" and not any(w.raw == "]]" for w in words)
-            if in_test and ch in "&|()<>" and not self.placeholder(i):
+            if (
+                ch in "&|()<>"
+                and command_name(words) == "[["
+                and not any(w.raw == "]]" for w in words)
+                and not self.placeholder(i)
+            ):
                 # Inside [[ ]] these are operators of the test, not command separators.
                 if word is not None:
                     words.append(word)
@@ -140,6 +147,14 @@ class Scanner:
                 continue
             if word is None:
                 word = Word()
+            plain = _PLAIN_RE.match(src, i)
+            if plain:
+                # Characters no rule here or in word_part looks at: taken as a run, as
+                # word_part would take them one by one.
+                self.out.append(plain.group())
+                word.text.append(plain.group())
+                i = plain.end()
+                continue
             i = self.word_part(i, word, words)
         if word is not None:
             words.append(word)
