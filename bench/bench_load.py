@@ -550,7 +550,9 @@ def tree_jobs(
     import jinja2
     from markdown_it import MarkdownIt
 
+    import runbook.blocks
     import runbook.guide
+    import runbook.inputs
     import runbook.render
     import runbook.site
 
@@ -558,6 +560,10 @@ def tree_jobs(
     snippets = root / "snippets"
 
     def runbook_load(whole_pages: bool = False) -> None:
+        # Each repetition starts cold, as a command does: what runbook reads once and keeps
+        # (a block's placeholder uses, a fence's attributes) is forgotten first.
+        runbook.inputs.forget_uses()
+        runbook.blocks.fence_attrs.cache_clear()
         site = runbook.site.load_site(pages[0])
         renderer = runbook.render.Renderer(site.include_dir, whole_pages=whole_pages)
         for page in pages:

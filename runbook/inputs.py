@@ -9,6 +9,7 @@ names) only values it holds as data are taken, checked before anything runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -164,7 +165,19 @@ def run_as_code(use: Use) -> str:
 
 def uses(code: str, names: Iterable[str]) -> list[Use]:
     """Return every use of the placeholders ``names`` in ``code``, with its context."""
-    return scan(code, set(names), shell_var, _AnyLiteral())[1]
+    return list(_uses(code, frozenset(names)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _uses(code: str, names: frozenset[str]) -> tuple[Use, ...]:
+    # The same block on many pages (a snippet, a command guides repeat) is read once: the
+    # uses depend on the code and the names alone.
+    return tuple(scan(code, set(names), shell_var, _AnyLiteral())[1])
+
+
+def forget_uses() -> None:
+    """Forget the uses read so far (for measurements that must start cold)."""
+    _uses.cache_clear()
 
 
 class _AnyLiteral(dict[str, str]):
