@@ -37,13 +37,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runbook.errors import RunbookError, UsageError
 from runbook.live import LiveGuide
-from runbook.serve_build import SiteBuild, Watch
+from runbook.serve_build import SiteBuild, Wakeup, Watch
 from runbook.site import Site, load_site
 
-POLL = 0.02
-"""Seconds between looks at the watched files: a change shows within about this."""
+POLL = 0.005
+"""Seconds a look waits after inotify's first event, for the rest of a burst."""
 HEARTBEAT = 15.0
 """Seconds of quiet after which an event stream gets a comment, so a gone page is noticed."""
+FULL = 0.5
+"""Seconds between looks at the whole site (between them, only the guides pages show, when
+inotify says something changed)."""
 SETTLE = 0.1
 """Seconds to wait after a change of text before building: editors save in several writes."""
 TOKEN_HEADER = "X-Runbook-Token"
@@ -117,25 +120,41 @@ class Hub:
         return self._files[1]
 
     async def watching(self) -> None:
-        """Look at the files every POLL seconds: wake the pages, build again on new text.
+        """Look at the guides pages show and the runtime folder when inotify says something
+        changed (every FULL seconds without it), at the whole site every FULL: wake the
+        pages, build again on new text.
 
-        On a docs tree so large that a look takes long, looks are spaced out, so watching
-        never takes more than about a fifth of a core.
+        On a docs tree so large that a full look takes long, those are spaced out, so
+        watching never takes more than about a fifth of a core.
         """
-        pause = POLL
-        while True:
-            await asyncio.sleep(pause)
-            began = time.perf_counter()
-            changes = await run_in_threadpool(self.watch.look)
-            pause = max(POLL, 4 * (time.perf_counter() - began))
-            if changes.text:
-                for guide in self.guides.values():
-                    guide.forget()
-                self._pending = True
-                if self._building is None or self._building.done():
-                    self._building = asyncio.create_task(self._rebuild())
-            if changes.state:
-                self.notify()
+        loop = asyncio.get_running_loop()
+        poked = asyncio.Event()
+        wakeup = Wakeup(self.watch, lambda: loop.call_soon_threadsafe(poked.set))
+        due = 0.0
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(poked.wait(), FULL)
+                await asyncio.sleep(POLL)  # the rest of a burst of events: one look
+                poked.clear()
+                began = time.monotonic()
+                shown = None if began >= due else list(self.guides)
+                if shown is None:  # the whole tree: off the loop, it may take a while
+                    changes = await run_in_threadpool(self.watch.look, shown)
+                    due = began + max(FULL, 4 * (time.monotonic() - began))
+                    wakeup.follow_runtime()
+                else:  # a few stat calls: cheaper than a thread's hand-over
+                    changes = self.watch.look(shown)
+                if changes.text:
+                    for guide in self.guides.values():
+                        guide.forget()
+                    self._pending = True
+                    if self._building is None or self._building.done():
+                        self._building = asyncio.create_task(self._rebuild())
+                if changes.state:
+                    self.notify()
+        finally:
+            wakeup.stop()
 
     async def _rebuild(self) -> None:
         while self._pending:

@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,26 +89,34 @@ class Watch:
         """Watch the files under ``sources`` (folders or files) and under ``runtime``."""
         self.sources = tuple(sources)
         self.runtime = runtime
+        # Checked for every file of every look: a string prefix, not Path.parents.
+        self._inside = str(runtime) + os.sep
         self._stamps = self._scan()
         # The text of every page now, so the first change of only its boxes is told apart.
         self._keys = {
             p: k for p in self._stamps if p.suffix == ".md" and (k := _key(p)) is not None
         }
 
-    def _scan(self) -> dict[Path, Stamp]:
+    def _scan(self, files: Iterable[Path] | None = None) -> dict[Path, Stamp]:
         # Journals and locks say what runs; transcripts only grow with a run's output.
-        return dict(_stamps([*self.sources, self.runtime / "journal", self.runtime / "locks"]))
+        runtime = [self.runtime / "journal", self.runtime / "locks"]
+        return dict(_stamps([*(self.sources if files is None else files), *runtime]))
 
-    def look(self) -> Changes:
-        """Compare the files with the last look; say what changed."""
-        stamps = self._scan()
-        moved = {
-            p for p in stamps.keys() | self._stamps.keys() if stamps.get(p) != self._stamps.get(p)
-        }
-        self._stamps = stamps
+    def look(self, only: Iterable[Path] | None = None) -> Changes:
+        """Compare the files with the last look; say what changed. With ``only``, look at
+        just those files and the runtime folder: a quick look between full ones."""
+        files = None if only is None else set(only)
+
+        def part(path: Path) -> bool:
+            return files is None or path in files or str(path).startswith(self._inside)
+
+        stamps = self._scan(files)
+        before = {p: s for p, s in self._stamps.items() if part(p)}
+        self._stamps = {p: s for p, s in self._stamps.items() if not part(p)} | stamps
+        moved = {p for p in stamps.keys() | before.keys() if stamps.get(p) != before.get(p)}
         text = False
         for path in moved:
-            if self.runtime in path.parents:
+            if str(path).startswith(self._inside):
                 continue
             if path.suffix != ".md" or path not in stamps:
                 text = True
@@ -119,6 +127,57 @@ class Watch:
             if key is not None:
                 self._keys[path] = key
         return Changes(text=text, state=bool(moved))
+
+
+class Wakeup:
+    """inotify (through watchdog) on the watched folders, calling ``poke`` at each change:
+    the looks that follow say what changed, so a missed or spurious event costs nothing but
+    a look."""
+
+    def __init__(self, watch: Watch, poke: Callable[[], object]) -> None:
+        """Wake ``poke`` on changes under ``watch``'s folders."""
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        transcripts = str(watch.runtime / "transcripts")
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                # Reads (ours too) change nothing; a run's transcript is only its output.
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                if transcripts not in str(event.src_path):
+                    poke()
+
+        self._handler = Handler()
+        self._observer = Observer()
+        self._watched: set[Path] = set()
+        self._runtime = watch.runtime
+        for source in watch.sources:
+            self._add(source if source.is_dir() else source.parent, source.is_dir())
+        self.follow_runtime()
+        self._observer.daemon = True
+        self._observer.start()
+
+    def _add(self, folder: Path, recursive: bool) -> None:
+        if folder in self._watched or not folder.is_dir():
+            return
+        try:
+            self._observer.schedule(self._handler, str(folder), recursive=recursive)
+        except OSError:
+            return  # too many watches: the regular looks still see every change
+        self._watched.add(folder)
+
+    def follow_runtime(self) -> None:
+        """Watch the runtime folder once it exists (its parent until then)."""
+        if self._runtime.is_dir():
+            self._add(self._runtime, True)
+        elif self._runtime.parent.is_dir():
+            self._add(self._runtime.parent, False)
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._observer.stop()
 
 
 def _key(path: Path) -> str | None:
