@@ -211,8 +211,11 @@ def ssh_login(code: str) -> tuple[str, ...] | None:
     lines = code.strip().split("\n")
     if len(lines) != 1:
         return None
+    line = lines[0].strip().removeprefix("$ ")
+    if line.lstrip()[:1] not in ("s", "'", '"', "\\"):
+        return None  # its first word cannot read "ssh": no need to split it
     try:
-        words = shlex.split(lines[0].strip().removeprefix("$ "))
+        words = shlex.split(line)
     except ValueError:
         return None
     if len(words) < 2 or words[0] != "ssh":
