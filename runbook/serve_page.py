@@ -54,8 +54,9 @@ def with_script(output: str) -> str:
 
 def mark_page(markdown: str, path: Path, site: Site, renderer: Renderer, rendered: Rendered) -> str:
     """Return the page's rendered markdown with the marks of a runbook page: after each
-    overview item, a mark naming its step; at the end, one naming the guide (and, on a step
-    page of a guide spanning pages, its step). Other pages come back unchanged."""
+    overview item, a mark naming its step; under each step's heading, a place for what
+    exec does with it; at the end, one naming the guide (and, on a step page of a guide
+    spanning pages, its step). Other pages come back unchanged."""
     try:
         book = load(path, site=_as_read(site), renderer=renderer)
     except RunbookError:
@@ -67,15 +68,28 @@ def mark_page(markdown: str, path: Path, site: Site, renderer: Renderer, rendere
     }
     if not items and book.focus is None:
         return markdown
-    lines = markdown.split("\n")
-    for index in range(len(lines)):
+    # A step page says what it is in one line at its top, not under its heading.
+    headings = {
+        s.origin.line: s.number
+        for s in book.steps
+        if s.level and s.origin.path == path and book.path == path
+    }
+    lines: list[str] = []
+    for index, line in enumerate(markdown.split("\n")):
         origin = rendered.line_map.origin(index)
-        number = items.get(origin.line) if origin.path == path else None
+        here = origin.path == path
+        number = items.get(origin.line) if here else None
         if number is not None:
-            line = lines[index]
             end = len(line) - 1 if line.endswith("\r") else len(line)
-            mark = f' <span class="rb-step" data-rb-step="{number}"></span>'
-            lines[index] = line[:end] + mark + line[end:]
+            line = (
+                line[:end] + f' <span class="rb-step" data-rb-step="{number}"></span>' + line[end:]
+            )
+        lines.append(line)
+        number = headings.get(origin.line) if here else None
+        if number is not None:
+            # Under the step's heading, in its container (a tab, an admonition) if any.
+            indent = line[: len(line) - len(line.lstrip())]
+            lines += ["", f'{indent}<div class="rb-stepinfo" data-rb-step="{number}"></div>', ""]
     guide = html.escape(os.path.relpath(book.path, site.root), quote=True)
     focus = "" if book.focus is None or book.path == path else f' data-rb-focus="{book.focus}"'
     page = f'<div class="rb-guide" data-rb-guide="{guide}"{focus} hidden></div>'

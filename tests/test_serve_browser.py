@@ -81,6 +81,12 @@ def test_a_click_ticks_the_byte_and_nothing_else(
     pictures = [picture(s) for s in shots]
     assert pictures[0] != pictures[1]
     assert page.evaluate("window.rbMarker") == "still here"
+    # Under each step's heading: what exec does there, its state and the command.
+    first, second = (page.locator(f".rb-stepinfo[data-rb-step='{n}']") for n in (1, 2))
+    assert "done here" in first.inner_text()
+    assert "exec runs, asks on this machine, <user>@<old-server>" in second.inner_text()
+    assert "runbook exec docs/guide.md --only 2" in second.inner_text()
+    assert second.locator("button.rb-copy").count() == 1
 
 
 def test_a_tick_from_the_command_line_shows_without_a_reload(
@@ -92,7 +98,7 @@ def test_a_tick_from_the_command_line_shows_without_a_reload(
     page.wait_for_function(
         "document.querySelector(\"input[data-rb-step='2']\").checked", timeout=5_000
     )
-    assert "with runbook check" in page.locator("li.rb-done").first.inner_text()
+    page.wait_for_selector("li.rb-done >> text=with runbook check", timeout=5_000)
     assert page.evaluate("window.rbMarker") == "still here"  # the same page: no navigation
     # And back: an uncheck from the command line clears it in place.
     assert run_cli(served.site, "uncheck", GUIDE, "2").returncode == 0

@@ -122,17 +122,30 @@
       }
     }
 
+    // What exec does with a step, its state and its command, in one line of ``node``.
+    function fill(node, step, lead) {
+      var text = lead + "exec " + describe(step) + " | " + (done(step) || "not done");
+      if (node.getAttribute("data-rb-shown") === text + step.command) return;
+      node.setAttribute("data-rb-shown", text + step.command);
+      node.textContent = "";
+      node.append(
+        el("span", "rb-does", lead + "exec " + describe(step)),
+        el("span", "rb-state", done(step) || "not done"),
+        el("code", "rb-command", step.command), copyButton(step.command));
+    }
+
     function apply(state) {
       if (!state || !state.steps) return;
       state.steps.forEach(function (step) {
         var row = rows[step.number];
         if (focus && String(step.number) === focus && banner) {
-          banner.textContent = "";
-          banner.append(
-            el("span", "rb-does", "step " + step.number + ": exec " + describe(step)),
-            el("span", "rb-state", done(step) || "not done"),
-            el("code", "rb-command", step.command), copyButton(step.command));
+          fill(banner, step, "step " + step.number + ": ");
         }
+        var selector = ".rb-stepinfo[data-rb-step='" + step.number + "']";
+        document.querySelectorAll(selector).forEach(function (node) {
+          node.classList.add("rb-info");
+          fill(node, step, "");
+        });
         if (!row) return;
         row.text = step.item;
         row.box.checked = step.done;
