@@ -443,7 +443,7 @@ def test_retry_from_the_failing_command_does_not_repeat_what_ran(workspace):
     term = Terminal(ws)
     term.expect("it failed at line 2 of the block: test -e ready")
     term.expect(
-        "What now? [r]etry / [f] retry from there / [e]dit then retry / [d]one by hand / "
+        "What now? [r]etry / [f]rom the failing command / [e]dit then retry / [d]one by hand / "
         "[s]kip this block / [q]uit"
     )
     (ws.dir / "ready").touch()

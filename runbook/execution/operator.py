@@ -194,7 +194,7 @@ class Operator:
         choices = [("r", "retry")]
         if resume_from:
             self.console.line(f"  it failed at {resume_from}", "dim")
-            choices.append(("f", "retry from there"))
+            choices.append(("f", "from the failing command"))
         choices += [
             ("e", "edit then retry"),
             ("d", "done by hand"),
