@@ -43,6 +43,7 @@ import os
 import platform
 import pstats
 import re
+import resource
 import select
 import shutil
 import statistics
@@ -217,8 +218,15 @@ FAILURES: list[str] = []
 """Runs that did not complete and were repeated: reported with the figures."""
 
 
-def run_case(base: Path, case: Case, attempts: int = 3) -> float:
-    """Run ``case`` in a fresh folder (a fresh, unticked guide); return seconds.
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_case(base: Path, case: Case, attempts: int = 3) -> tuple[float, float]:
+    """Run ``case`` in a fresh folder (a fresh, unticked guide); return its wall-clock and
+    CPU seconds (user + system of the process and every process it waited for: on a shared
+    machine, other work inflates wall-clock time but hardly CPU time).
 
     A run that does not complete is recorded in FAILURES and tried again, up to
     ``attempts`` times in all; then BenchError.
@@ -235,9 +243,10 @@ def run_case(base: Path, case: Case, attempts: int = 3) -> float:
     raise AssertionError("unreachable")
 
 
-def _run_case_once(base: Path, case: Case) -> float:
+def _run_case_once(base: Path, case: Case) -> tuple[float, float]:
     work = fresh_dir(base, case.files)
     try:
+        cpu = _children_cpu()
         started = time.perf_counter()
         proc = subprocess.run(
             list(case.argv),
@@ -247,8 +256,9 @@ def _run_case_once(base: Path, case: Case) -> float:
             check=False,
         )
         elapsed = time.perf_counter() - started
+        cpu = _children_cpu() - cpu
         case.check(work, proc)
-        return elapsed
+        return elapsed, cpu
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -374,21 +384,30 @@ def tools(n: int, notes: list[str]) -> list[Tool]:
 
 
 def bench_commands(
-    base: Path, n: int, reps: int, budget: float, min_reps: int, notes: list[str]
+    base: Path,
+    n: int,
+    reps: int,
+    budget: float,
+    min_reps: int,
+    notes: list[str],
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Time every tool with 1 and with ``n`` commands, interleaved.
 
     A tool whose ``n``-command run is slow gets fewer repetitions (at least ``min_reps``), so
-    that its repetitions take about ``budget`` seconds; the rest get ``reps``.
+    that its repetitions take about ``budget`` seconds; the rest get ``reps``. With
+    ``only``, just the rows whose label holds one of those words.
     """
-    rows = tools(n, notes)
+    rows = [t for t in tools(n, notes) if not only or any(w in t.label for w in only)]
     one = {t.label: Series(t.one.name) for t in rows}
     many = {t.label: Series(t.many.name) for t in rows}
+    cpu_one = {t.label: Series(t.one.name) for t in rows}
+    cpu_many = {t.label: Series(t.many.name) for t in rows}
     quota: dict[str, int] = {}
     # Warm-up: page cache, .pyc files, and a first check that every tool works.
     for t in rows:
         run_case(base, t.one)
-        warm = run_case(base, t.many)
+        warm, _ = run_case(base, t.many)
         quota[t.label] = max(min(reps, int(budget / warm)), min(reps, min_reps))
         if quota[t.label] < reps:
             notes.append(
@@ -398,17 +417,23 @@ def bench_commands(
     for rep in range(reps):
         for t in rows:
             if rep < quota[t.label]:
-                one[t.label].values.append(run_case(base, t.one))
-                many[t.label].values.append(run_case(base, t.many))
+                for series, cpu, case in ((one, cpu_one, t.one), (many, cpu_many, t.many)):
+                    seconds, used = run_case(base, case)
+                    series[t.label].values.append(seconds)
+                    cpu[t.label].values.append(used)
     out: dict[str, Any] = {}
     for t in rows:
         t1, tn = one[t.label], many[t.label]
         paired = sorted((b - a) / (n - 1) for a, b in zip(t1.values, tn.values, strict=True))
+        c1, cn = cpu_one[t.label], cpu_many[t.label]
         out[t.label] = {
             "t1": t1.as_json(),
             "tn": tn.as_json(),
+            "cpu1": c1.as_json(),
+            "cpun": cn.as_json(),
             "reps": len(tn.values),
             "per_command": (tn.median - t1.median) / (n - 1),
+            "per_command_cpu": (cn.median - c1.median) / (n - 1),
             "per_command_from_min": (tn.min - t1.min) / (n - 1),
             "per_command_paired": {
                 "min": paired[0],
@@ -673,11 +698,12 @@ def print_commands(res: dict[str, Any], n: int, reps: int) -> None:
     print(f"\n1. Per-command overhead, {n} trivial commands (echo N), up to {reps} repetitions")
     print("   per cmd = (median T(N) - median T(1)) / (N - 1); [range] = min..max of the same")
     print("   figure per repetition (paired runs); 'from min' = (min T(N) - min T(1)) / (N - 1),")
-    print("   steadier when the machine is noisy. T in ms: median (min..max).")
+    print("   steadier when the machine is noisy. T in ms: median (min..max). 'CPU' = the same")
+    print("   per-command figure from the CPU time of the tool and its children (bash included).")
     print("   Every tool's stdout and stderr go to a pipe.\n")
     head = (
         f"   {'tool':<48} {'reps':>4} {'T(1) ms':>22} {'T(N) ms':>24} "
-        f"{'per cmd ms':>11} {'from min':>9}  range"
+        f"{'per cmd ms':>11} {'from min':>9} {'CPU':>7}  range"
     )
     print(head)
     print("   " + "-" * (len(head) + 12))
@@ -689,11 +715,13 @@ def print_commands(res: dict[str, Any], n: int, reps: int) -> None:
             f"{t1['median'] * 1e3:7.1f} ({t1['min'] * 1e3:5.1f}..{t1['max'] * 1e3:5.1f}) "
             f"{tn['median'] * 1e3:8.1f} ({tn['min'] * 1e3:6.1f}..{tn['max'] * 1e3:6.1f}) "
             f"{ms(r['per_command']):>11} {ms(r['per_command_from_min']):>9}"
-            f"  [{ms(p['min'])}..{ms(p['max'])}]"
+            f" {ms(r.get('per_command_cpu')):>7}  [{ms(p['min'])}..{ms(p['max'])}]"
         )
 
 
-def print_library(session: Series | str, floor: Series, n: int) -> None:
+def print_library(session: Series | str, floor: Series | None, n: int) -> None:
+    if floor is None:
+        return
     print(f"\n   Library level, {n} blocks in one running shell (start-up excluded), per command:")
     if isinstance(session, str):
         print(f"   {'runbook.shell.Session.run':<48} skipped: {session}")
@@ -743,6 +771,8 @@ def rate_row(size: int, label: str, s: dict[str, Any] | None, sub: float = 0.0) 
 
 
 def print_big(res: dict[str, Any], startup: float | None) -> None:
+    if not res:
+        return
     print("\n2. A command printing a lot of output: throughput and memory")
     print("   runbook exec --yes with its stdout sent to /dev/null (the console is not measured;")
     print("   the transcript under .runbook/ is written as in any run). MB/s = 1e6 bytes/s.\n")
@@ -798,6 +828,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile one runbook exec of the N-block guide"
     )
+    parser.add_argument(
+        "--only",
+        metavar="WORD",
+        action="append",
+        default=[],
+        help="time only the rows of part 1 whose label holds WORD (repeatable; e.g. 'steps', "
+        "'byexample'), and skip parts 2 and the library figures",
+    )
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 11)
     big_reps = 1 if args.quick else 5
@@ -819,11 +857,17 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(tmp)
         try:
             commands = bench_commands(
-                base, n, reps, 6.0 if args.quick else 20.0, 1 if args.quick else 3, notes
+                base,
+                n,
+                reps,
+                6.0 if args.quick else 20.0,
+                1 if args.quick else 3,
+                notes,
+                args.only,
             )
-            session = session_per_block(n, reps)
-            floor = pexpect_per_command(n, reps)
-            big = bench_big(base, args.bytes, big_reps, variants)
+            session = session_per_block(n, reps) if not args.only else "skipped (--only)"
+            floor = pexpect_per_command(n, reps) if not args.only else None
+            big = bench_big(base, args.bytes, big_reps, variants) if not args.only else {}
             profile = (
                 {
                     "1 step x N blocks": profile_exec(base, guide_blocks(n)),
@@ -872,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "commands": commands,
             "session_per_block": session.as_json() if isinstance(session, Series) else session,
-            "pexpect_floor_per_command": floor.as_json(),
+            "pexpect_floor_per_command": floor.as_json() if floor else None,
             "ratios": ratios,
             "big_output": big,
         }
