@@ -154,9 +154,10 @@ class _Sections:
     def starts(self) -> list[int]:
         return [start for _, start, _ in self.ranges]
 
-    @property
-    def numbers(self) -> set[int]:
-        return {h.number for h, _, _ in self.ranges if h.number is not None}
+    @functools.cached_property
+    def numbers(self) -> frozenset[int]:
+        # Asked once per step: made once, not once per step (a 200-step guide's load).
+        return frozenset(h.number for h, _, _ in self.ranges if h.number is not None)
 
 
 def _numbered_items(walker: Walker, overview: list[tuple[int, CheckItem]]) -> dict[int, CheckItem]:
@@ -294,7 +295,7 @@ def _connections(actions: list[tuple[int, Action]]) -> list[tuple[int, Action]]:
 
 
 def _check_repeats(
-    walker: Walker, number: int, directives: tuple[Directive, ...], numbers: set[int]
+    walker: Walker, number: int, directives: tuple[Directive, ...], numbers: frozenset[int]
 ) -> None:
     """Report a ``repeat`` of a step that is not an earlier one."""
     for d in directives:
