@@ -449,6 +449,8 @@ def test_down_stops_everything_and_up_brings_the_servers_back(servers: Servers) 
 
     # Something else took the old server's ssh port meanwhile: it gets another one.
     with socket.socket() as squatter:
+        # The stopped server's closed connections may linger in TIME_WAIT on that port.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", ports[0]))
         squatter.listen()
         up = tool(servers.env, "up")

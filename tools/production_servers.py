@@ -178,7 +178,10 @@ def write(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def port_free(port: int) -> bool:
+    """Whether nothing listens on ``port``: connections of a stopped server lingering in
+    TIME_WAIT do not keep sshd or MariaDB (which bind as SO_REUSEADDR does) from it."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
