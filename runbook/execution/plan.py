@@ -195,7 +195,8 @@ def resume_flags(options: ExecOptions, at: int | None) -> str:
 
 def block_by_hand(action: Action, options: ExecOptions) -> bool:
     """Whether ``--by-hand-block`` passes ``action`` as done by hand."""
-    return _resolved(action.origin) in options.by_hand_blocks
+    # Resolving a path stats each of its folders: not for every block of every run.
+    return bool(options.by_hand_blocks) and _resolved(action.origin) in options.by_hand_blocks
 
 
 def _resolved(origin: Origin) -> Origin:
