@@ -141,7 +141,11 @@ def substitute(
     heredoc body); a placeholder there with no literal value is refused, and so is one
     where the shell would run a value as code (lint reports those in a guide).
     """
-    text, found = scan(code, set(names), shell_var, literal)
+    wanted = {name for name in names if f"<{name}>" in code}
+    if not wanted:
+        # Nothing to replace (most blocks): no need to read the code's quoting.
+        return Script(code, ())
+    text, found = scan(code, wanted, shell_var, literal)
     for use in found:
         if use.code:
             raise GuideError(run_as_code(use), hint=CODE_HINT)
