@@ -382,7 +382,7 @@ def test_ctrl_c_at_an_input_question_offers_the_choices_of_a_command(workspace):
     term.expect("Value for <db-password> (hidden): ")
     term.child.sendintr()
     term.expect("interrupted (Ctrl-C) while asking for <db-password>")
-    term.expect("What now? [r]")
+    term.expect("What now? [r] ask again / [d]one by hand / [s]kip this block / [q]uit")
     term.answer("r")
     term.expect("Value for <db-password> (hidden): ")
     term.child.sendintr()

@@ -146,7 +146,7 @@ class FakeShells:
 class Scripted(Console):
     """A console whose operator answers from a list, and whose output is kept."""
 
-    def __init__(self, answers: Sequence[str | None] = ()) -> None:
+    def __init__(self, answers: Sequence[Any] = ()) -> None:
         self.text = io.StringIO()
         super().__init__(self.text, tty=False)
         self.answers = list(answers)
@@ -171,8 +171,10 @@ class Scripted(Console):
         return answer
 
     def ask_value(self, name: str, secret: bool) -> str:
-        answer: str = self._next(f"<{name}>" + (" (hidden)" if secret else ""))
-        return answer
+        answer = self._next(f"<{name}>" + (" (hidden)" if secret else ""))
+        if answer is KeyboardInterrupt:
+            raise KeyboardInterrupt  # Ctrl-C at the question
+        return str(answer)
 
     def edit(self, text: str, *, suffix: str = ".sh") -> str | None:
         answer: str | None = self._next("edit")
@@ -228,7 +230,7 @@ def run(
     guide: Path,
     *,
     shells: FakeShells | None = None,
-    answers: Sequence[str | None] = (),
+    answers: Sequence[Any] = (),
     guides: dict[Path, Runbook] | None = None,
     **options: Any,
 ) -> Outcome:
@@ -596,6 +598,23 @@ def after_a_failure_the_block_can_be_done_by_hand_or_edited_then_retried(tmp: Pa
     )
     assert same.shells.ran == ["echo one", "echo one"]
     assert isinstance(same.error, StepFailed)
+
+
+@scenario
+def ctrl_c_at_an_input_question_offers_done_by_hand_skip_or_ask_again(tmp: Path) -> None:
+    text = TWO_STEPS.replace("echo one", "echo <who>")
+    by_hand = run(write(tmp / "a", "g.md", text), answers=[KeyboardInterrupt, "d"])
+    assert by_hand.code == 0 and by_hand.shells.ran == ["echo two"]
+    assert by_hand.ticked() == [1, 2]
+    confirmed = [
+        (r["choice"], r["how"]) for r in by_hand.records() if r["event"] == "action-confirmed"
+    ]
+    assert confirmed == [("by-hand", "input-interrupted")]
+    again = run(write(tmp / "b", "g.md", text), answers=[KeyboardInterrupt, "r", "ops"])
+    assert again.code == 0 and again.shells.ran == [f'echo "${{{shell_var("who")}}}"', "echo two"]
+    skipped = run(write(tmp / "c", "g.md", text), answers=[KeyboardInterrupt, "s", "c"])
+    assert skipped.code == 0 and skipped.ticked() == [2]
+    assert "the block at" in skipped.out and "was skipped (no <who>)" in skipped.out
 
 
 @scenario

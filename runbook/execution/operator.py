@@ -29,7 +29,13 @@ class Quit(Exception):
 
 
 class SkipBlock(Exception):
-    """The operator chose to skip the block whose input was being asked."""
+    """The operator chose to skip the block whose input was being asked, or to do it by
+    hand (``by_hand``)."""
+
+    def __init__(self, name: str, *, by_hand: bool = False) -> None:
+        super().__init__(name)
+        self.name = name
+        self.by_hand = by_hand
 
 
 class Operator:
@@ -288,10 +294,11 @@ class Operator:
         offers; return to ask again, or raise (a second Ctrl-C ends the run)."""
         self.console.line(f"✗ interrupted (Ctrl-C) while asking for <{ph.name}>", "red", "bold")
         choice = self.console.choose(
-            "What now?", [("r", "ask again"), ("s", "skip this block"), ("q", "quit")]
+            "What now?",
+            [("r", "ask again"), ("d", "done by hand"), ("s", "skip this block"), ("q", "quit")],
         )
-        if choice == "s":
-            raise SkipBlock(ph.name)
+        if choice in ("s", "d"):
+            raise SkipBlock(ph.name, by_hand=choice == "d")
         if choice == "q":
             raise KeyboardInterrupt
 

@@ -52,11 +52,15 @@ class Performer:
         try:
             return self._perform(step, action)
         except SkipBlock as skipped:
-            # Interrupted while its input was asked: the operator skipped it.
-            self.parts.records.confirmed(step, action, "skip", how="input-interrupted")
+            # Interrupted while its input was asked: the operator skipped it or did it.
+            done = skipped.by_hand
+            choice = "by-hand" if done else "skip"
+            self.parts.records.confirmed(step, action, choice, how="input-interrupted")
             if action.kind == "connect":
-                self.connections.decline(action, "s")
-            return 0, f"the block at {action.origin.shown} was skipped (no <{skipped}>)"
+                self.connections.decline(action, "d" if done else "s")
+            if done:
+                return 1, ""
+            return 0, f"the block at {action.origin.shown} was skipped (no <{skipped.name}>)"
 
     def _perform(self, step: Step, action: Action) -> tuple[int, str]:
         connections = self.connections
