@@ -145,9 +145,7 @@ def test_check_while_a_run_holds_the_guide_writes_into_the_runs_journal(
     # The run's own tick lands, and the step ticked meanwhile is respected: not run again.
     assert "* [x] 1. Wait" in guide.read_text(encoding="utf-8")
     assert [s["how"] for s in status(guide)["steps"]] == ["exec", "check"]
-    assert [r["why"] for r in journal(guide) if r["event"] == "step-skipped"] == [
-        "ticked by hand"
-    ]
+    assert [r["why"] for r in journal(guide) if r["event"] == "step-skipped"] == ["ticked by hand"]
     assert [r["event"] for r in journal(guide)].count("run-end") == 1
 
 
