@@ -188,3 +188,21 @@ def test_a_block_that_ends_its_shell_does_not_wipe_the_state(tmp_path: Path) -> 
     resumed = ws.exec("--yes", env=cli_env(**SECRET))
     assert resumed.code == 0, resumed.text
     assert f"pwd={tmp_path / 'work dir'}" in resumed.out
+
+
+def test_a_look_that_takes_too_long_leaves_nothing_for_later_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runbook.shell import session as sessions
+    from runbook.shell.model import SessionError
+
+    monkeypatch.setattr(sessions, "_QUERY_TIMEOUT", 0.5)
+    transcript = tmp_path / "transcript"
+    with transcript.open("wb") as sink, Session(cwd=tmp_path, transcript=sink) as shell:
+        with pytest.raises(SessionError):
+            shell.query("command sleep 2; builtin printf LATE-LOOK")
+        out = bytearray()
+        # A fresh shell takes the next block; what the look printed late goes nowhere.
+        assert shell.run("sleep 2.5; echo next\n", timeout=10, on_output=out.extend).ok
+        assert b"next" in out and b"LATE-LOOK" not in out
+    assert b"LATE-LOOK" not in transcript.read_bytes()

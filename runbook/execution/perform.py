@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from runbook.errors import RunbookError
 from runbook.execution import plan, retry
 from runbook.execution.connect import Connections
 from runbook.execution.operator import SkipBlock
@@ -278,7 +279,10 @@ class Performer:
             or not shell.alive
         ):
             return None
-        said = shell.query('builtin printf %s "${__rb_line-}"').strip()
+        try:
+            said = shell.query('builtin printf %s "${__rb_line-}"').strip()
+        except RunbookError:
+            return None  # the shell cannot say: a whole retry is still offered
         if not said.isdigit():
             return None
         start = retry.command_start(unit.code, int(said))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from runbook.errors import RunbookError
 from runbook.execution.parts import Parts
 from runbook.execution.shells import Shell
 from runbook.execution.shellstate import DUMP, Dump, State, changes, may_change, parse
@@ -41,7 +42,7 @@ class Resume:
         it as it started, and give it the state last recorded for its host."""
         if id(shell) in self._start:
             return
-        start = parse(shell.query(DUMP))
+        start = _look(shell)
         if start is None:
             # A shell that cannot say its state (a fake, or no bash): nothing to keep.
             self._start[id(shell)] = Dump("")
@@ -61,7 +62,7 @@ class Resume:
         start = self._start.get(id(shell))
         if start is None or not start.cwd or not shell.alive or not may_change(code):
             return
-        now = parse(shell.query(DUMP))
+        now = _look(shell)
         if now is None:
             return
         state = changes(start, now, self._secrets())
@@ -112,3 +113,12 @@ class Resume:
             lost=lost,
         )
         self._last[key] = state
+
+
+def _look(shell: Shell) -> Dump | None:
+    """Return the state ``shell`` prints; None when it cannot say (the next block then
+    finds out what became of the shell)."""
+    try:
+        return parse(shell.query(DUMP))
+    except RunbookError:
+        return None

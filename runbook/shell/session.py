@@ -259,15 +259,26 @@ class Session:
         check_typable(line, "a look at the shell")
         said = bytearray()
         self._channel.drain_idle(None)
-        with self._no_echo():
-            self._channel.exchange(
-                line.encode() + b"\n",
-                _QUERY_TIMEOUT,
-                stale=False,
-                after=f"__RBQ{end}".encode(),
-                said=said,
-                limit=_QUERY_LIMIT,
-            )
+        try:
+            with self._no_echo():
+                self._channel.exchange(
+                    line.encode() + b"\n",
+                    _QUERY_TIMEOUT,
+                    stale=False,
+                    after=f"__RBQ{end}".encode(),
+                    said=said,
+                    limit=_QUERY_LIMIT,
+                )
+        except ShellGone as gone:
+            raise SessionError(
+                f"the shell on {self.host} exited while runbook looked at it (status {gone.status})"
+            ) from None
+        except SessionError:
+            # What it was printing may still come: never let a later block pass it on to
+            # the transcript. A fresh shell replaces this one.
+            self._process.discard()
+            self._dead = not self.restart
+            raise
         _, found, rest = bytes(said).partition(f"__RBQ{begin}\n".encode())
         body, ended, _ = rest.rpartition(f"\n__RBQ{end}\n".encode())
         return body if found and ended else b""
