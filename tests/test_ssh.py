@@ -209,18 +209,22 @@ def test_a_timeout_stops_the_remote_command_and_keeps_the_shell(remote: Session)
     assert run(remote, 'echo "$MARK"') == (Outcome.OK, 0, "kept\n")
 
 
-def write_ssh_config(sshd: SshServer, path: Path, alias: str) -> Path:
-    """Write an ssh client configuration in which host ``alias`` is the server; return it."""
+def write_ssh_config(sshd: SshServer, path: Path, *aliases: str) -> Path:
+    """Write an ssh client configuration in which each host of ``aliases`` is the server;
+    return it."""
     options = list(sshd.options)
     path.write_text(
-        f"Host {alias}\n"
-        "  HostName 127.0.0.1\n"
-        f"  Port {options[options.index('-p') + 1]}\n"
-        f"  IdentityFile {options[options.index('-i') + 1]}\n"
-        "  IdentitiesOnly yes\n"
-        "  StrictHostKeyChecking no\n"
-        f"  UserKnownHostsFile {os.devnull}\n"
-        "  LogLevel ERROR\n"
+        "".join(
+            f"Host {alias}\n"
+            "  HostName 127.0.0.1\n"
+            f"  Port {options[options.index('-p') + 1]}\n"
+            f"  IdentityFile {options[options.index('-i') + 1]}\n"
+            "  IdentitiesOnly yes\n"
+            "  StrictHostKeyChecking no\n"
+            f"  UserKnownHostsFile {os.devnull}\n"
+            "  LogLevel ERROR\n"
+            for alias in aliases
+        )
     )
     return path
 

@@ -24,7 +24,7 @@ import pytest
 
 from tests import test_ssh
 from tests.test_exec import RUNBOOK
-from tests.test_ssh import SshServer, write_site
+from tests.test_ssh import SshServer, write_site, write_ssh_config
 
 sshd = test_ssh.sshd  # this module's own server, started as test_ssh starts its own
 
@@ -86,20 +86,7 @@ def authorize(user: str, key: Path) -> None:
 
 def two_servers(sshd: SshServer, root: Path) -> Path:
     """Write a site whose ssh configuration names the server twice; return its docs folder."""
-    options = list(sshd.options)
-    (root / "ssh_config").write_text(
-        "".join(
-            f"Host {alias}\n"
-            "  HostName 127.0.0.1\n"
-            f"  Port {options[options.index('-p') + 1]}\n"
-            f"  IdentityFile {options[options.index('-i') + 1]}\n"
-            "  IdentitiesOnly yes\n"
-            "  StrictHostKeyChecking no\n"
-            f"  UserKnownHostsFile {os.devnull}\n"
-            "  LogLevel ERROR\n"
-            for alias in ("old-server", "new-server")
-        )
-    )
+    write_ssh_config(sshd, root / "ssh_config", "old-server", "new-server")
     return write_site(root, "old-server", [], ssh_config="ssh_config")
 
 

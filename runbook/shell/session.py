@@ -12,7 +12,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import BinaryIO
 
 from runbook.errors import RunbookError, UsageError
@@ -215,25 +215,32 @@ class Session:
     def _define(self, name: str, value: str, export: bool) -> None:
         line, payload = define_lines(name, value, export)
         self._channel.drain_idle(None)
-        try:
-            with self._no_echo():
-                timeout = 10.0 + len(payload) / 100_000
-                status = self._channel.exchange(line + payload, timeout, stale=False)
-        except ShellGone as gone:
-            raise SessionError(
-                f"the shell on {self.host} exited while setting {name} (status {gone.status})"
-            ) from None
-        except SessionError:
-            # The value may still sit in the terminal's buffers: never let a later block
-            # read it into the transcript. A fresh shell replaces this one.
-            self._process.discard()
-            self._dead = not self.restart
-            raise
+        with self._typing(f"setting {name}"):
+            timeout = 10.0 + len(payload) / 100_000
+            status = self._channel.exchange(line + payload, timeout, stale=False)
         if status != 0:
             raise UsageError(
                 f"cannot set shell variable {name} (status {status})",
                 hint="it may be read-only in the shell",
             )
+
+    @contextlib.contextmanager
+    def _typing(self, doing: str) -> Iterator[None]:
+        """Type runbook's own line at the prompt (``doing`` names it), unechoed. A shell
+        that ends meanwhile is an error saying so; one that does not answer is discarded,
+        as what it was given or was printing (a value, its state) may still sit in the
+        terminal's buffers and must never reach a later block or the transcript."""
+        try:
+            with self._no_echo():
+                yield
+        except ShellGone as gone:
+            raise SessionError(
+                f"the shell on {self.host} exited while {doing} (status {gone.status})"
+            ) from None
+        except SessionError:
+            self._process.discard()
+            self._dead = not self.restart
+            raise
 
     def _no_echo(self) -> contextlib.AbstractContextManager[None]:
         """Keep the local terminal from echoing what is typed meanwhile."""
@@ -259,26 +266,15 @@ class Session:
         check_typable(line, "a look at the shell")
         said = bytearray()
         self._channel.drain_idle(None)
-        try:
-            with self._no_echo():
-                self._channel.exchange(
-                    line.encode() + b"\n",
-                    _QUERY_TIMEOUT,
-                    stale=False,
-                    after=f"__RBQ{end}".encode(),
-                    said=said,
-                    limit=_QUERY_LIMIT,
-                )
-        except ShellGone as gone:
-            raise SessionError(
-                f"the shell on {self.host} exited while runbook looked at it (status {gone.status})"
-            ) from None
-        except SessionError:
-            # What it was printing may still come: never let a later block pass it on to
-            # the transcript. A fresh shell replaces this one.
-            self._process.discard()
-            self._dead = not self.restart
-            raise
+        with self._typing("runbook looked at it"):
+            self._channel.exchange(
+                line.encode() + b"\n",
+                _QUERY_TIMEOUT,
+                stale=False,
+                after=f"__RBQ{end}".encode(),
+                said=said,
+                limit=_QUERY_LIMIT,
+            )
         _, found, rest = bytes(said).partition(f"__RBQ{begin}\n".encode())
         body, ended, _ = rest.rpartition(f"\n__RBQ{end}\n".encode())
         return body if found and ended else b""
