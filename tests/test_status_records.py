@@ -81,21 +81,29 @@ def wait_for(ready: Callable[[], bool], timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def paused_run(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
-    """A real ``runbook exec`` held inside step 1's block; released and reaped at the end."""
+def start_paused(tmp_path: Path, output: int) -> tuple[Path, subprocess.Popen[str]]:
+    """Start a real ``runbook exec`` of the PAUSED guide (its own session, output to
+    ``output``); return once it is held inside step 1's block."""
     guide = tmp_path / "guide.md"
     guide.write_text(PAUSED, encoding="utf-8")
     run = subprocess.Popen(
         [sys.executable, "-m", "runbook", "exec", "--yes", "--set", "name=x", guide.name],
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=output,
         text=True,
+        start_new_session=True,
     )
+    wait_for((tmp_path / "started").exists)
+    return guide, run
+
+
+@pytest.fixture
+def paused_run(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """A real ``runbook exec`` held inside step 1's block; released and reaped at the end."""
+    guide, run = start_paused(tmp_path, subprocess.PIPE)
     try:
-        wait_for((tmp_path / "started").exists)
         yield guide, run
     finally:
         (tmp_path / "release").touch()
@@ -220,17 +228,7 @@ def test_status_during_a_live_run_calls_its_step_running_not_unknown(
 
 
 def test_a_killed_runs_started_step_is_still_unknown(tmp_path: Path) -> None:
-    guide = tmp_path / "guide.md"
-    guide.write_text(PAUSED, encoding="utf-8")
-    run = subprocess.Popen(
-        [sys.executable, "-m", "runbook", "exec", "--yes", "--set", "name=x", guide.name],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_for((tmp_path / "started").exists)
+    guide, run = start_paused(tmp_path, subprocess.DEVNULL)
     os.killpg(run.pid, 9)
     run.wait(timeout=10)
     last = status(guide)["last_run"]

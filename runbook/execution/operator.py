@@ -55,11 +55,8 @@ class Operator:
     @property
     def resume_command(self) -> str:
         """The command that resumes the run where it stopped (its selection kept)."""
-        return self.resume_at(self._nesting.outer)
-
-    def resume_at(self, step: Step | None) -> str:
-        """The command that resumes the run at ``step`` of the guide (None: where it began)."""
-        at = step.number if step is not None else None
+        outer = self._nesting.outer
+        at = outer.number if outer is not None else None
         return f"runbook exec {self.guide_arg}{resume_flags(self._options, at)}"
 
     # -- refusals -------------------------------------------------------------------------------

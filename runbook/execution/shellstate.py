@@ -178,7 +178,7 @@ def changes(start: Dump, now: Dump, secrets: Mapping[str, str]) -> State:
             kept[name] = line
             continue
         secret[name] = held
-        if _flags(line).find("x") >= 0:
+        if "x" in _flags(line):
             exported.append(name)
     return State(
         cwd=now.cwd,
