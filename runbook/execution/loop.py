@@ -73,8 +73,9 @@ class Loop:
                     StepResult(step.number, step.title, "already done", note="ticked by hand")
                 )
                 continue
-            if plan.part_actions(step, parts.options) is not None:
-                self._run_parts(step, total)
+            part = plan.only_parts(step, parts.options)
+            if part is not None:
+                self._run_parts(step, part, total)
                 continue
             parts.console.header(step.number, total, step.title)
             started = time.monotonic()
@@ -95,22 +96,21 @@ class Loop:
             if result == "skipped" and note and step is not steps[-1]:
                 parts.operator.incomplete(step, note)
 
-    def _run_parts(self, step: Step, total: int) -> None:
-        """Run only the named parts of ``step`` (``--only 3.2``): their blocks, no directive;
-        the step is never ticked, as the rest of it did not run."""
+    def _run_parts(self, step: Step, part: Step, total: int) -> None:
+        """Run only the named parts of ``step`` (``--only 3.2``), ``part`` being the step cut
+        to them; the step is never ticked, as the rest of it did not run."""
         parts = self.parts
         named = [m for n, m in parts.options.parts if n == step.number]
         label = ", ".join(f"{step.number}.{m}" for m in named)
         titles = " · ".join(p.title for p in step.substeps if p.number in named)
         parts.console.header(step.number, total, f"{step.title} › {titles}")
-        actions = plan.part_actions(step, parts.options) or ()
         records = parts.records
         records.write("part-start", sync=True, step=step.number, parts=named)
         parts.nesting.outer = step
         started = time.monotonic()
         result, note = "error", ""
         try:
-            result, note = self.run_step(replace(step, actions=actions, directives=()))
+            result, note = self.run_step(part)
         except BaseException as exc:
             result = result_of(exc)
             raise
@@ -422,9 +422,7 @@ class Runner:
         inner_steps = []
         for step in steps:
             if plan.pending(step, self.options) and step.number not in self.options.by_hand:
-                only_part = plan.part_actions(step, self.options)
-                if only_part is not None:
-                    step = replace(step, actions=only_part, directives=())
+                step = plan.only_parts(step, self.options) or step
                 for inner, label in plan.expanded(step, self.book, self.guides):
                     outer_of.setdefault(id(inner), (step, label))
                     inner_steps.append(inner)

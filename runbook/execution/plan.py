@@ -168,14 +168,15 @@ def select(book: Runbook, options: ExecOptions, guide_arg: str) -> list[Step]:
     return steps
 
 
-def part_actions(step: Step, options: ExecOptions) -> tuple[Action, ...] | None:
-    """Return the blocks of the parts of ``step`` that run alone, in document order; None
-    when the whole step runs."""
+def only_parts(step: Step, options: ExecOptions) -> Step | None:
+    """Return ``step`` cut to its parts that run alone (``--only 3.2``): their blocks in
+    document order, no directive; None when the whole step runs."""
     wanted = {m for n, m in options.parts if n == step.number}
     if not wanted:
         return None
     chosen = {id(a) for part in step.substeps if part.number in wanted for a in part.actions}
-    return tuple(a for a in step.actions if id(a) in chosen)
+    actions = tuple(a for a in step.actions if id(a) in chosen)
+    return replace(step, actions=actions, directives=())
 
 
 def resume_flags(options: ExecOptions, at: int | None) -> str:
@@ -548,9 +549,7 @@ def dry_plan(
         if step.number in options.by_hand:
             plan.append(DryStep(step, True, by_hand=True))
             continue
-        only_part = part_actions(step, options)
-        if only_part is not None:
-            step = replace(step, actions=only_part, directives=())
+        step = only_parts(step, options) or step
         parts = []
         for inner, label in expanded(step, book, guides):
             with nesting.part_of(step, label):
