@@ -20,6 +20,7 @@ import pytest
 from runbook.redact import Redactor, shell_forms
 from runbook.shell import Base64Delivery, Delivery, FileDelivery
 from runbook.shell.protocol import Sentinels, block_script, define_lines
+from runbook.shell.sentinel import SentinelScanner
 from tests.conftest import one_step_guide_of
 from tests.test_exec import Workspace, cli_env
 from tests.test_session import Captured, sh  # noqa: F401 (sh is a fixture)
@@ -140,21 +141,35 @@ def test_runbooks_own_lines_leave_no_trace(
     sentinels = Sentinels()
     setup = sentinels.setup_line(delivery.shell_setup())
     define, payload = define_lines("S", "it's a secret", export=False)
-    block, end = sentinels.block()
-    sync, _ = sentinels.sync_line(0)
     cleanup = delivery.shell_cleanup()
-    # Typed as the session types them, into a shell whose block turned tracing on.
+
+    def block(script: bytes) -> tuple[bytes, SentinelScanner]:
+        line, end = sentinels.block()
+        typed = typed_lines(delivery, script)
+        if isinstance(delivery, FileDelivery):
+            # The file is written just before its block runs: here the shell, typing
+            # ahead of time, copies each block's file into place at that moment.
+            copy = tmp_path / f"block-{len(list(tmp_path.glob('block-*')))}.sh"
+            copy.write_bytes(Path(delivery.path).read_bytes())
+            typed = f'command cp -- {copy} "$__rb_file"\n'.encode()
+        # This bash prints no prompt: print the end mark as the prompt would.
+        return typed + line + b'\nbuiltin printf %s "$__rb_e"\n', end
+
+    # Typed as the session types them: a block turns tracing on, which stays on for the
+    # blocks after it, and runbook's lines come between them.
+    traced_on, _ = block(b"set -x")
+    failing, end = block(b'echo "got $S"; false; echo not-reached')
+    after, _ = block(b'echo "after: $-"')
+    sync, _ = sentinels.sync_line(0)
     out = bash(
         setup
-        + b"set -x\n"
+        + traced_on
         + define
         + payload
-        + typed_lines(delivery, b'echo "got $S"; false; echo not-reached')
-        + block
-        + b"\n"
-        + sync
+        + failing
+        + sync  # as after a block cut short, with tracing left on
+        + after
         + (cleanup.encode() + b"\n" if cleanup else b"")
-        + b'echo "after: $-"\n'
     )
     delivery.close()
     text = out.decode()

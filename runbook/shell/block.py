@@ -119,7 +119,9 @@ class BlockRun:
         self._begun = False
         self._sentinels.begin.reset()
         self._process.unsynced = True
-        return self.wait(bytearray(line + b"\n"), deadline)
+        outbox = bytearray(line + b"\n")
+        self._process.write(outbox)  # what the terminal does not take now waits for the poll
+        return self.wait(outbox, deadline)
 
     def wait(
         self, outbox: bytearray, deadline: float | None, stop_now: Outcome | None = None
@@ -154,6 +156,11 @@ class BlockRun:
                 break
             self.output.feed(scanner.feed(echo.feed(chunk) if echo else chunk)[0])
         self.output.feed(scanner.flush())
+
+    @property
+    def marked_end(self) -> bool:
+        """Whether the block's own end mark ended it (its line ran to its end)."""
+        return self._ended is not None
 
     def result(self, outcome: Outcome, status: int | None) -> BlockResult:
         """Return what the run did, ``outcome`` and ``status`` being how it ended."""

@@ -34,8 +34,9 @@ class Interrupts:
 
     def reset(self) -> None:
         """Forget earlier requests: a new block starts."""
-        self.count = 0
-        self.clear()
+        requested, self.count = self.count, 0
+        if requested:
+            self.clear()
 
     def clear(self) -> None:
         """Empty the pipe."""

@@ -89,7 +89,11 @@ def append_bounded(buf: bytearray, data: bytes) -> None:
 
 def last_line(tail: bytes, limit: int = 400, *, skip: tuple[bytes, ...] = ()) -> str:
     """Return the last line of ``tail`` with text, without escapes, cut to ``limit``."""
-    for line in reversed(re.split(rb"[\r\n]", tail)):
+    end = len(tail)
+    while end >= 0:
+        # From the end, one line at a time: most output ends with its last line.
+        start = max(tail.rfind(b"\n", 0, end), tail.rfind(b"\r", 0, end))
+        line, end = tail[start + 1 : end], start
         if any(mark in line for mark in skip):
             continue
         text = _ANSI.sub(b"", line).decode("utf-8", "replace")

@@ -22,6 +22,7 @@ from runbook.shell.model import SessionError
 from runbook.shell.procfs import alive, decode_tty_nr, read_stat, session_members
 
 _READ_CHUNK = 65536
+_BURST_END = 2048  # a read shorter than this emptied the terminal's 4 KiB buffer
 
 
 class ShellGone(Exception):
@@ -143,7 +144,8 @@ class ShellProcess:
         """Return what the terminal has (possibly nothing); None at end of file.
 
         A terminal hands out at most 4 KiB per read: gather a burst so the rest of the
-        pipeline runs once per burst rather than once per read.
+        pipeline runs once per burst rather than once per read. A read well short of that
+        ends the burst, saving the read that would find nothing more.
         """
         parts: list[bytes] = []
         size = 0
@@ -162,6 +164,8 @@ class ShellProcess:
                 return None
             parts.append(data)
             size += len(data)
+            if len(data) < _BURST_END:
+                break
         return b"".join(parts)
 
     def write(self, outbox: bytearray) -> None:

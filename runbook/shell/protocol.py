@@ -22,15 +22,16 @@ _WATCH_TOKEN = re.compile(rb"__RW([0-9a-f]{16}):0;")
 _VALUE_CHUNK = 1024
 
 # A block may turn on `set -x`, and it stays on in the shell. Runbook's own commands run
-# with it off so that they never show in a trace: a group's commands trace to the group's
-# redirection, so switching it off and on leaves no trace of its own. `$-` is as the
-# block left it once each typed line is done.
+# with it off so that they never show in a trace: between lines runbook types, tracing is
+# off and `__rb_x` keeps `$-` as the last block left it; a block's file turns tracing back
+# on as its first act. A group's commands trace to the group's redirection, so switching it
+# off leaves no trace of its own. A block that ended without its end mark (stopped, or its
+# line cut short) may have left tracing on: the next line then mutes and records it.
 _MUTE = "{ __rb_x=$-; builtin set +x; } 2>/dev/null"
-_RESUME = "{ [[ $__rb_x != *x* ]] || builtin set -x; } 2>/dev/null"
-# Ends a typed line: tracing back as it was, and the line's status the command's.
-_UNMUTE = (
-    '{ __rb_q=$?; [[ $__rb_x != *x* ]] || builtin set -x; __rb_status "$__rb_q"; } 2>/dev/null'
-)
+# The same, for a line whose block may have ended with its end mark (tracing then off, and
+# `__rb_x` already right) or without it.
+_MUTE_IF_ON = "{ [[ $- != *x* ]] || { __rb_x=$-; builtin set +x; }; } 2>/dev/null"
+_RESUME = "[[ $__rb_x != *x* ]] || builtin set -x"
 
 # Runs on ERR: the block's own ERR handler first (with $? and tracing as they were), then
 # leave the sourced block (or the subshell it forked) with the failing status. A `return`
@@ -67,13 +68,6 @@ _TRAP_FN = (
     "[[ $__rb_a == - ]] && __rb_err_user= || __rb_err_user=$__rb_a; "
     'else builtin trap -- "$__rb_a" "$__rb_n" || __rb_r=$?; fi; done; fi; '
     '{ [[ $__rb_w != *x* ]] || builtin set -x; builtin return "$__rb_r"; } 2>/dev/null; }'
-)
-# After a block: give the shell its streams back, print the end mark with the block's
-# status (kept in __rb_q by the line), and let tracing be as the block left it.
-# `command exec`, as `builtin exec` would make the redirections last for itself only.
-_END = (
-    "__rb_end() { command exec 1>&$__rb_out 2>&$__rb_err; "
-    f'builtin printf "__RE%s:%s;" "$1" "$__rb_q"; {_RESUME}; }}'
 )
 # The watch: a coprocess that tells when the shell is replaced (`exec bash`, `exec sleep`),
 # which nothing the new program prints can tell, least of all over ssh. bash gives a
@@ -124,14 +118,9 @@ _DEFINE = (
 )
 
 
-def quiet(command: str) -> str:
-    """Return a typed line's ``command`` run untraced, with ``set -x`` as it was after it
-    and the command's status."""
-    return f"{_MUTE}; {command}; {_UNMUTE}"
-
-
 def block_script(script: bytes) -> bytes:
-    """Return the block file for ``script``: tracing resumes as the block's first act.
+    """Return the block file for ``script``: tracing resumes as the block's first act
+    (with tracing off, nothing of that act is traced).
 
     On the script's first line, so line numbers in bash's messages stay the script's.
     """
@@ -167,16 +156,22 @@ class Sentinels:
 
         The end mark carries a nonce drawn for this block and typed only after it: the
         block can read the session's token (``${PS1@P}`` prints a prompt), but not this.
-        Tokens are printed through %s so the echo of the line never holds a mark.
+        The prompt prints the mark (``__rb_e``) just before itself, so that both arrive in
+        one write. Marks are made through %s so the echo of the line never holds one.
         """
         nonce = secrets.token_hex(8)
         line = (
-            _MUTE.encode()
-            + b'; builtin printf "__RG%s:0;" '
+            b'__rb_e= __rb_line=; builtin printf "__RG%s:0;" '
             + self.token.encode()
-            + b'; __rb_arm; builtin source "$__rb_file"; '
-            + b"{ __rb_q=$? __rb_x=$-; builtin set +x; } 2>/dev/null; __rb_end "
+            + b'; builtin trap -- "$__rb_trap" ERR; builtin set -E; builtin source "$__rb_file"; '
+            + b"{ __rb_q=$? __rb_x=$-; builtin set +x; } 2>/dev/null; "
+            # The shell's own streams back, for the prompt: a block may have redirected
+            # them (`exec 2>>file`). `command exec`, as `builtin exec` would make the
+            # redirections last for itself only.
+            + b"command exec 1>&$__rb_out 2>&$__rb_err; "
+            + b'builtin printf -v __rb_e "__RE%s:%s;" '
             + nonce.encode()
+            + b' "$__rb_q"'
         )
         return line, SentinelScanner(f"__RE{nonce}:".encode(), b";")
 
@@ -185,7 +180,7 @@ class Sentinels:
         token = self.token
         # The empty \[\] pair renders as nothing, so only the printed prompt, never the
         # echo of this line, contains the token in one piece.
-        ps1 = f"'__RB{token[:8]}\\[\\]{token[8:]}:$?;'"
+        ps1 = f"'${{__rb_e-}}__RB{token[:8]}\\[\\]{token[8:]}:$?;'"
         parts = [
             _MUTE,
             f"PS1={ps1}; PS2=''; PS0=''; PS4='+ '",
@@ -193,19 +188,17 @@ class Sentinels:
             "set +o history +H",
             "stty -opost 2>/dev/null",
             "__rb_pid=$BASHPID",
-            f"__rb_arm() {{ __rb_line=; builtin trap {shlex.quote(_TRAP)} ERR; builtin set -E; }}",
+            f"__rb_trap={shlex.quote(_TRAP)}",
             _TRAP_FN,
             # The shell's own output and error streams, kept apart from the block's: a block
             # may redirect them (exec 2>>file), which must not hide the end mark or prompt.
             "command exec {__rb_out}>&1 {__rb_err}>&2",
-            _END,
             _DEFINE,
             delivery_setup,
-            "builtin readonly PS1 PS2 PS0 __rb_pid __rb_out __rb_err",
-            "builtin readonly -f __rb_arm __rb_define __rb_end __rb_status",
+            "builtin readonly PS1 PS2 PS0 __rb_pid __rb_out __rb_err __rb_trap",
+            "builtin readonly -f __rb_define __rb_status",
             # Last, so its status is the setup's: the block file's directory must exist.
             "[[ -d ${__rb_file%/*} && -w ${__rb_file%/*} ]]",
-            _UNMUTE,
         ]
         line = "; ".join(parts)
         check_typable(line, "the shell setup")
@@ -214,15 +207,18 @@ class Sentinels:
     def watch_line(self) -> bytes:
         """Return the line, typed after the set-up, that starts the shell's watch (see
         _WATCH): a line of its own, as the terminal takes at most 4095 bytes a line."""
-        line = quiet(_WATCH)
-        check_typable(line, "the shell's watch")
-        return line.encode() + b"\n"
+        check_typable(_WATCH, "the shell's watch")
+        return _WATCH.encode() + b"\n"
 
     def sync_line(self, attempt: int) -> tuple[bytes, bytes]:
-        """Return a line printing a mark unique to ``attempt``, and that mark."""
+        """Return a line printing a mark unique to ``attempt``, and that mark.
+
+        Typed after a block that ended without its end mark, it mutes tracing the block
+        may have left on, and records it for the next block.
+        """
         tag = f"{self.token[:6]}x{attempt}"
         # Printed through %s, so the echo of the typed line never holds the token.
-        line = quiet(f"builtin printf '__RBSYNC%s\\n' {tag}").encode() + b"\n"
+        line = f"{_MUTE_IF_ON}; builtin printf '__RBSYNC%s\\n' {tag}".encode() + b"\n"
         return line, f"__RBSYNC{tag}".encode()
 
 
@@ -253,7 +249,7 @@ def define_lines(name: str, value: str, export: bool) -> tuple[bytes, bytes]:
     pieces = chunks(value, _VALUE_CHUNK)
     flag = " x" if export else ""
     payload = b"".join(piece + b"\n" for piece in pieces)
-    return quiet(f"__rb_define {name} {len(pieces)}{flag}").encode() + b"\n", payload
+    return f"__rb_define {name} {len(pieces)}{flag}".encode() + b"\n", payload
 
 
 def chunks(value: str, limit: int) -> list[bytes]:

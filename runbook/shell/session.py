@@ -30,7 +30,6 @@ from runbook.shell.protocol import (
     block_script,
     check_variable,
     define_lines,
-    quiet,
 )
 from runbook.shell.stop import Stop
 from runbook.shell.transport import SHELL_ENV, Transport, local_transport, ssh_transport
@@ -260,7 +259,7 @@ class Session:
             raise UsageError("cannot look at the shell while a block is running")
         self._prepare()
         begin, end = secrets.token_hex(8), secrets.token_hex(8)
-        line = quiet(
+        line = (
             f"builtin printf '__RBQ%s\\n' {begin}; {command}; builtin printf '\\n__RBQ%s\\n' {end}"
         )
         check_typable(line, "a look at the shell")
@@ -358,6 +357,10 @@ class Session:
             self._process.reclaim_terminal()
             self._stopped = True
             return block.result(block.stop.outcome, None)
+        if not block.marked_end:
+            # Its line was cut short before the block's end: check the shell answers, and
+            # mute tracing it may have left on, before the next line (see Sentinels).
+            self._stopped = True
         status = ending.status
         return block.result(Outcome.OK if status == 0 else Outcome.FAILED, status)
 
@@ -386,7 +389,8 @@ class Session:
     def _prepare(self) -> bool:
         """Make sure a shell waits at its prompt; return True if a dead one was replaced."""
         restarted = False
-        if self._dead or (self._process.started and not self._process.alive):
+        alive = self._process.alive
+        if self._dead or (self._process.started and not alive):
             if not self.restart:
                 raise SessionError(
                     f"the shell on {self.host} has exited",
@@ -394,7 +398,8 @@ class Session:
                 )
             self._process.discard()
             restarted = True
-        self.start()
+        if restarted or not alive:
+            self.start()
         if self._process.unsynced:
             restarted = self._resync() or restarted
         elif self._stopped:
