@@ -19,6 +19,30 @@ import pexpect
 
 from runbook.redact import Redactor
 from runbook.shell import LOCAL_SHELL, Base64Delivery, Session, Transport, TtyReadDetector
+from runbook.shell.protocol import Sentinels
+from runbook.shell.sentinel import SentinelScanner
+
+# The parts of the line that runs a block, each with what stands in for it when its cost is
+# measured by leaving it out (`--parts`). Without them a block is not safe to run: the
+# figures only say what each guarantee costs.
+PARTS = {
+    "begin mark (input waits told from bash reading the line)": (
+        b'builtin printf "__RG%s:0;" ',
+        b": ",
+    ),
+    "ERR trap (stop at the first failing command, note its line)": (
+        b'builtin trap -- "$__rb_trap" ERR; builtin set -E; ',
+        b"",
+    ),
+    "muting group (runbook's lines in no trace)": (
+        b"{ __rb_q=$? __rb_x=$-; builtin set +x; } 2>/dev/null; ",
+        b"__rb_q=$?; ",
+    ),
+    "streams back (a block's exec 2>file hides no end mark)": (
+        b"command exec 1>&$__rb_out 2>&$__rb_err; ",
+        b"",
+    ),
+}
 
 
 def _vm(field: str) -> int:
@@ -118,11 +142,62 @@ def bench_output(megabytes: int) -> None:
         )
 
 
+def bench_parts(count: int, rounds: int) -> None:
+    """Time ``count`` blocks with each part of the block's line left out in turn."""
+    block = Sentinels.block
+
+    def without(fragments: list[tuple[bytes, bytes]]) -> Callable[[Sentinels], object]:
+        def line(self: Sentinels) -> tuple[bytes, SentinelScanner]:
+            text, end = block(self)
+            for old, new in fragments:
+                assert old in text, old  # the line changed: update PARTS
+                text = text.replace(old, new)
+            return text, end
+
+        return line
+
+    variants = {"the whole line": [], **{f"without the {k}": [v] for k, v in PARTS.items()}}
+    variants["without all four"] = list(PARTS.values())
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    shell: dict[str, list[float]] = {k: [] for k in variants}
+    try:
+        for _ in range(rounds):
+            for label, fragments in variants.items():
+                Sentinels.block = without(fragments)  # type: ignore[assignment,method-assign]
+                with Session(redactor=Redactor([])) as session:
+                    for _ in range(20):
+                        session.run("true", timeout=10)
+                    stat = Path(f"/proc/{session.pid}/schedstat")
+                    ran = int(stat.read_text().split()[0])
+                    start = time.perf_counter()
+                    for i in range(count):
+                        session.run(f"echo {i}", timeout=10)
+                    wall[label].append((time.perf_counter() - start) / count)
+                    shell[label].append((int(stat.read_text().split()[0]) - ran) / 1e9 / count)
+    finally:
+        Sentinels.block = block  # type: ignore[method-assign]
+    print(f"Session.run per block, {count} blocks, medians of {rounds} interleaved rounds:")
+    whole = statistics.median(wall["the whole line"])
+    for label in variants:
+        w, b = statistics.median(wall[label]) * 1000, statistics.median(shell[label]) * 1000
+        saved = "" if label == "the whole line" else f"   ({w - whole * 1000:+.3f} ms)"
+        print(f"  {label:<74} {w:6.3f} ms, bash {b:6.3f} ms CPU{saved}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--blocks", type=int, default=200, help="blocks per overhead run")
     parser.add_argument("--megabytes", type=int, default=100, help="output size to stream")
+    parser.add_argument(
+        "--parts",
+        type=int,
+        metavar="ROUNDS",
+        help="only time what each part of a block's line costs, left out in turn",
+    )
     args = parser.parse_args()
+    if args.parts:
+        bench_parts(args.blocks, args.parts)
+        return
     bench_blocks(args.blocks)
     bench_output(args.megabytes)
 

@@ -222,6 +222,15 @@ class Sentinels:
         return line, f"__RBSYNC{tag}".encode()
 
 
+def query_line(command: str) -> tuple[bytes, bytes, bytes]:
+    """Return the line that runs ``command`` between two marks of fresh nonces, and the
+    two marks: typed in pieces (%s), so the echo holds neither."""
+    begin, end = secrets.token_hex(8), secrets.token_hex(8)
+    line = f"builtin printf '__RBQ%s\\n' {begin}; {command}; builtin printf '\\n__RBQ%s\\n' {end}"
+    check_typable(line, "a look at the shell")
+    return line.encode() + b"\n", f"__RBQ{begin}".encode(), f"__RBQ{end}".encode()
+
+
 def check_variable(name: str, value: str) -> None:
     """Raise UsageError unless ``value`` can be typed into shell variable ``name``."""
     if not _NAME.match(name) or name.startswith("__rb"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import BinaryIO
@@ -22,7 +21,7 @@ from runbook.shell.block import BlockRun, Ending
 from runbook.shell.channel import Channel
 from runbook.shell.delivery import Delivery
 from runbook.shell.interrupt import Interrupts
-from runbook.shell.model import Answer, BlockResult, Operator, SessionError, check_typable
+from runbook.shell.model import Answer, BlockResult, Operator, SessionError
 from runbook.shell.output import Output
 from runbook.shell.process import ShellGone, ShellProcess
 from runbook.shell.protocol import (
@@ -30,6 +29,7 @@ from runbook.shell.protocol import (
     block_script,
     check_variable,
     define_lines,
+    query_line,
 )
 from runbook.shell.stop import Stop
 from runbook.shell.transport import SHELL_ENV, Transport, local_transport, ssh_transport
@@ -230,7 +230,7 @@ class Session:
         as what it was given or was printing (a value, its state) may still sit in the
         terminal's buffers and must never reach a later block or the transcript."""
         try:
-            with self._no_echo():
+            with self._process.no_echo():
                 yield
         except ShellGone as gone:
             raise SessionError(
@@ -240,10 +240,6 @@ class Session:
             self._process.discard()
             self._dead = not self.restart
             raise
-
-    def _no_echo(self) -> contextlib.AbstractContextManager[None]:
-        """Keep the local terminal from echoing what is typed meanwhile."""
-        return self._process.no_echo()
 
     # ------------------------------------------------------------------ running blocks
 
@@ -258,24 +254,15 @@ class Session:
         if self._running:
             raise UsageError("cannot look at the shell while a block is running")
         self._prepare()
-        begin, end = secrets.token_hex(8), secrets.token_hex(8)
-        line = (
-            f"builtin printf '__RBQ%s\\n' {begin}; {command}; builtin printf '\\n__RBQ%s\\n' {end}"
-        )
-        check_typable(line, "a look at the shell")
+        line, begin, end = query_line(command)
         said = bytearray()
         self._channel.drain_idle(None)
         with self._typing("runbook looked at it"):
             self._channel.exchange(
-                line.encode() + b"\n",
-                _QUERY_TIMEOUT,
-                stale=False,
-                after=f"__RBQ{end}".encode(),
-                said=said,
-                limit=_QUERY_LIMIT,
+                line, _QUERY_TIMEOUT, stale=False, after=end, said=said, limit=_QUERY_LIMIT
             )
-        _, found, rest = bytes(said).partition(f"__RBQ{begin}\n".encode())
-        body, ended, _ = rest.rpartition(f"\n__RBQ{end}\n".encode())
+        _, found, rest = bytes(said).partition(begin + b"\n")
+        body, ended, _ = rest.rpartition(b"\n" + end + b"\n")
         return body if found and ended else b""
 
     def interrupt(self) -> None:
