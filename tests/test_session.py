@@ -841,7 +841,7 @@ def test_base64_setup_failure_is_reported(tmp_path: Path) -> None:
 def test_define_types_with_echo_off_and_restores_it(local: Captured) -> None:
     session = local.session
     fd = session._fd
-    with session._no_echo():
+    with session._process.no_echo():
         assert not termios.tcgetattr(fd)[3] & termios.ECHO
     assert termios.tcgetattr(fd)[3] & termios.ECHO
     session.define("QUIET", "v")
