@@ -158,8 +158,10 @@ def action_of(
     tabs: tuple[TabRef, ...],
     admonitions: tuple[str, ...],
     problem: Problem,
+    within: tuple[int, ...] = (),
 ) -> Action:
-    """Return the action a code block is, reporting what is wrong with its options."""
+    """Return the action a code block is (``within`` the containers starting at those
+    lines), reporting what is wrong with its options."""
     code, fenced, attrs = block.code, block.fenced, block.attrs
     classes = tuple(value for key, value in attrs if key == "class")
     lang = block.lang
@@ -169,7 +171,7 @@ def action_of(
     kind = _kind(lang, attrs, classes, code, fenced, problem)
     if kind == "shown":
         # Shown blocks never run: no inputs, host or answers to work out.
-        return Action("shown", lang, code, origin, fenced, attrs, tabs, admonitions)
+        return Action("shown", lang, code, origin, fenced, attrs, tabs, admonitions, within=within)
     login = ssh_login(code)
     if login is not None:
         kind = "connect"
@@ -189,6 +191,7 @@ def action_of(
         attrs=attrs,
         tabs=tabs,
         admonitions=admonitions,
+        within=within,
         host=options.get("host") or "local",
         expects_output=bool(prompt),
         placeholders=placeholders,

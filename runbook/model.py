@@ -34,9 +34,15 @@ def rel(path: Path | str) -> str:
     """Return ``path`` relative to the working folder when it is inside it, for display."""
     text = str(path)
     try:
-        relative = os.path.relpath(text)
-    except ValueError:
+        return _relative(text, os.getcwd())
+    except (OSError, ValueError):
         return text
+
+
+@functools.lru_cache(maxsize=256)
+def _relative(text: str, cwd: str) -> str:
+    # Every block's header names its file: worked out once per file and folder.
+    relative = os.path.relpath(text, cwd)
     return text if relative.startswith("..") else relative
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -305,9 +305,9 @@ class Walker:
         def problem(message: str, code: str, hint: str) -> None:
             self.report("error", line, message, code, hint)
 
-        action = action_of(block, self.origin(line), tabs, admonitions, problem)
         within = tuple(start for start, stop, _ in self.spans if start <= line < stop)
-        self.found.actions.append((line, replace(action, within=within)))
+        action = action_of(block, self.origin(line), tabs, admonitions, problem, within)
+        self.found.actions.append((line, action))
         self.found.ends[line] = block.end
 
     def _directive(self, tok: Token) -> None:

@@ -31,7 +31,7 @@ from runbook.execution import ExecOptions, Runner, plan
 from runbook.execution.tabs import TabChoices
 from runbook.execution.verdict import output_matches
 from runbook.inputs import shell_var
-from runbook.model import Runbook
+from runbook.model import Origin, Runbook
 from runbook.ui import Console
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1319,6 +1319,23 @@ def by_hand_steps_are_passed_and_recorded_and_accepted_blocks_too(tmp: Path) -> 
     assert f"[suggested] {other}:14 on rb@old.example, run as accepted (--accept)" in dry.out
     assert "Runs on: rb@old.example\n" in dry.out
     assert "Needs a person: nothing" in dry.out
+
+
+@scenario
+def a_block_passed_by_hand_is_found_by_its_resolved_place(tmp: Path) -> None:
+    real = tmp / "real"
+    real.mkdir()
+    (tmp / "link").symlink_to(real)
+    guide = write(real, "g.md", TWO_STEPS)
+    fence = guide.read_text().split("\n").index("echo two")  # the line before it, 1-based
+    linked = tmp / "link" / "g.md"  # the guide loaded through a link: its origins unresolved
+    done = run(linked, by_hand_blocks=(Origin(guide.resolve(), fence),))
+    assert done.code == 0, done.error
+    assert done.shells.ran == ["echo one"]
+    assert "done by hand (--by-hand-block): not run" in done.out
+    refused = run(linked, redo=True, by_hand_blocks=(Origin(guide.resolve(), fence + 1),))
+    assert isinstance(refused.error, RunbookError) and refused.error.exit_code == 2
+    assert "no block starts there" in refused.error.message
 
 
 # -- the child process and the tests ----------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -204,9 +204,19 @@ def _resolved(origin: Origin) -> Origin:
     return Origin(origin.path.resolve(), origin.line)
 
 
-def check_blocks(books: Iterable[Runbook], origins: Iterable[Origin]) -> None:
+def check_blocks(books: Iterable[Runbook], origins: Collection[Origin]) -> None:
     """Refuse a ``--by-hand-block`` that names no block of the guides a run reaches."""
-    known = {_resolved(a.origin) for book in books for step in book.steps for a in step.actions}
+    if not origins:
+        return
+    # A guide's blocks share a few files: each is resolved (a stat per folder) once.
+    paths = {a.origin.path for book in books for step in book.steps for a in step.actions}
+    resolved = {path: path.resolve() for path in paths}
+    known = {
+        Origin(resolved[a.origin.path], a.origin.line)
+        for book in books
+        for step in book.steps
+        for a in step.actions
+    }
     for origin in origins:
         if origin not in known:
             raise UsageError(
