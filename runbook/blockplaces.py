@@ -85,6 +85,30 @@ def unique_order(
     return starts
 
 
+def in_order(starts: list[int | None], wanted: list[list[str]], source: list[str]) -> bool:
+    """Whether blocks placed at ``starts`` follow one another, each after the one before."""
+    end = 0
+    for start, lines in zip(starts, wanted, strict=True):
+        if start is None or start < end:
+            return False
+        end = match_at(lines, source, start) or start + 1
+    return True
+
+
+def first_fit(
+    candidates: list[list[int]], wanted: list[list[str]], source: list[str]
+) -> list[int | None]:
+    """Place each block at its first place after the block before it."""
+    starts: list[int | None] = []
+    end = 0
+    for found, lines in zip(candidates, wanted, strict=True):
+        start = next((n for n in found if n >= end), None)
+        starts.append(start)
+        if start is not None:
+            end = match_at(lines, source, start) or start + 1
+    return starts
+
+
 def back(source: list[str], line: int, lines: int) -> int:
     """Go up ``lines`` non-blank lines from ``line``."""
     while lines and line > 0:

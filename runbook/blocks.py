@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,8 @@ from pymdownx import details, superfences, tabbed
 from runbook.blockplaces import (
     back,
     candidate_starts,
+    first_fit,
+    in_order,
     line_index,
     match_at,
     normalized,
@@ -52,6 +55,9 @@ DEFAULT_EXTENSIONS: tuple[tuple[str, Mapping[str, Any]], ...] = (
 # the blocks they add are not the page's own (runbook includes with Jinja, not --8<--).
 _SKIPPED = frozenset({"pymdownx.snippets", "markdown_include.include", "meta"})
 _FENCE_LINE_RE = re.compile(r"^[ \t>]*(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+# Lines whose end is part of the syntax around blocks: a fence's info string, a tab's or an
+# admonition's title, an HTML tag. A probe's mark at their end would change the blocks.
+_UNMARKABLE_RE = re.compile(r"^[ \t>]*(?:`{3,}|~{3,}|===|!!!|\?\?\?|<)")
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,37 @@ class _Fences(superfences.SuperFencesBlockPreprocessor):  # type: ignore[misc]
                     self.ws_virtual_len,
                 )
         self.clear()
+
+    def reassemble(self, lines: list[str]) -> list[str]:
+        """Put each fence's placeholder where its lines were, as superfences does, in one
+        pass: superfences' own copies the page once per fence, which makes a page's
+        load grow with the square of its blocks."""
+        if _in_order(self.stack, len(lines)):
+            return splice(lines, self.stack)
+        spliced: list[str] = super().reassemble(lines)
+        return spliced
+
+
+def _in_order(stack: list[tuple[str, int, int]], size: int) -> bool:
+    """Whether the fences follow one another within ``size`` lines (as the preprocessor
+    finds them)."""
+    return all(0 <= start <= end <= size for _, start, end in stack) and all(
+        before[2] <= after[1] for before, after in itertools.pairwise(stack)
+    )
+
+
+def splice(lines: list[str], stack: list[tuple[str, int, int]]) -> list[str]:
+    """Return ``lines`` with each ``(text, start, end)`` of ``stack`` (in order, apart)
+    put in place of lines ``start`` to ``end``; empty ``stack``, as superfences leaves it."""
+    out: list[str] = []
+    at = 0
+    for text, start, end in stack:
+        out += lines[at:start]
+        out.append(text)
+        at = end
+    out += lines[at:]
+    stack.clear()
+    return out
 
 
 class _PlainFences(FencedBlockPreprocessor):  # type: ignore[misc]
@@ -421,7 +458,7 @@ class BlockFinder:
                 marked.update(
                     n
                     for n in range(first, end)
-                    if lines[n].strip() and not _FENCE_LINE_RE.match(lines[n])
+                    if lines[n].strip() and not _UNMARKABLE_RE.match(lines[n])
                 )
         for n in marked:
             lines[n] = f"{lines[n]}{self._mark}{n}:"
@@ -446,7 +483,8 @@ class BlockFinder:
             starts.append(start)
             if start is not None:
                 cursor = match_at(want, source, start) or start
-        return starts
+        # The renderer lists blocks in the page's order, each after the one before.
+        return starts if in_order(starts, wanted, source) else first_fit(candidates, wanted, source)
 
     def _reverted(self, fence: _Fence) -> bool:
         """Tell whether an indented block took the fence in as its own text."""

@@ -243,3 +243,55 @@ def test_the_renderer_is_not_a_copy_of_runbook() -> None:
     assert rendered_blocks(md, '``` title="application.yml"\nkey: 1\n```') == ["key: 1"]
     assert rendered_blocks(md, "```log4j:ERROR Error occurred\nx\n```") == []
     assert isinstance(Renderer, type)
+
+
+_SPANS = st.lists(st.tuples(st.text("ab", max_size=2), st.integers(-2, 12), st.integers(-2, 12)))
+
+
+@given(st.lists(st.text("xy", max_size=2), max_size=10), _SPANS, st.booleans())
+def test_fences_are_put_in_place_as_superfences_does(
+    lines: list[str], spans: list[tuple[str, int, int]], ordered: bool
+) -> None:
+    # runbook's one pass in place of superfences' copy of the page per fence: the same
+    # lines, for the stacks its preprocessor makes (in order, apart) and any other.
+    from pymdownx.superfences import SuperFencesBlockPreprocessor
+
+    from runbook.blocks import _Fences
+
+    if ordered:
+        bounds = sorted(b for _, start, end in spans for b in (abs(start), abs(end)))
+        spans = [(text, s, e) for (text, _, _), s, e in zip(spans, bounds[::2], bounds[1::2])]
+    theirs, ours = object.__new__(_Fences), object.__new__(_Fences)
+    theirs.stack, ours.stack = list(spans), list(spans)
+    assert _Fences.reassemble(ours, list(lines)) == SuperFencesBlockPreprocessor.reassemble(
+        theirs, list(lines)
+    )
+    assert ours.stack == theirs.stack == []
+
+
+def test_an_indented_block_whose_text_stands_inside_another_is_placed_after_it(
+    tmp_path: Path,
+) -> None:
+    # Found by the generated pages: the first tab's indented block holds the text of the
+    # second tab's blocks, and a probe's mark at the end of a tab's title line changed the
+    # tabs the second parse saw (a tab's title, like a fence's info, ends its line).
+    tab = '=== "Production"\n\n'
+    fence = "```yaml\necho one\necho one\n```\n\n"
+    page = (
+        tab
+        + indent(tab + indent(fence, "    ") + tab + "    Some text.\n", "        ")
+        + "\n"
+        + tab
+        + indent(tab + indent(fence, "    ") + tab + "        Some text.\n", "    ")
+    )
+    guide = tmp_path / "guide.md"
+    guide.write_text(page)
+    text, found = runbook_blocks(guide)
+    assert found == rendered_blocks(_LONE, text)
+    lines = page.split("\n")
+    book = load_page(guide.absolute(), sets=None, site=load_site(guide), renderer=None)
+    assert [lines[a.origin.line - 1].strip() for a in book.blocks] == [
+        '=== "Production"',
+        "```yaml",
+        "Some text.",
+    ]
