@@ -7,6 +7,8 @@ whose text alone says where they are. ``runbook.blocks`` asks the renderer about
 
 from __future__ import annotations
 
+import itertools
+
 
 def line_index(source: list[str]) -> dict[str, list[int]]:
     """Return the numbers of the lines holding each text, indentation aside."""
@@ -136,3 +138,25 @@ def normalized(text: str, tab_length: int) -> list[str]:
         .expandtabs(tab_length)
         .split("\n")
     ]
+
+
+def fences_in_order(stack: list[tuple[str, int, int]], size: int) -> bool:
+    """Whether the fences follow one another within ``size`` lines (as the preprocessor
+    finds them)."""
+    return all(0 <= start <= end <= size for _, start, end in stack) and all(
+        before[2] <= after[1] for before, after in itertools.pairwise(stack)
+    )
+
+
+def splice(lines: list[str], stack: list[tuple[str, int, int]]) -> list[str]:
+    """Return ``lines`` with each ``(text, start, end)`` of ``stack`` (in order, apart)
+    put in place of lines ``start`` to ``end``; empty ``stack``, as superfences leaves it."""
+    out: list[str] = []
+    at = 0
+    for text, start, end in stack:
+        out += lines[at:start]
+        out.append(text)
+        at = end
+    out += lines[at:]
+    stack.clear()
+    return out

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import html
-import itertools
 import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,11 +30,13 @@ from pymdownx import details, superfences, tabbed
 from runbook.blockplaces import (
     back,
     candidate_starts,
+    fences_in_order,
     first_fit,
     in_order,
     line_index,
     match_at,
     normalized,
+    splice,
     unique_order,
 )
 
@@ -162,32 +163,10 @@ class _Fences(superfences.SuperFencesBlockPreprocessor):  # type: ignore[misc]
         """Put each fence's placeholder where its lines were, as superfences does, in one
         pass: superfences' own copies the page once per fence, which makes a page's
         load grow with the square of its blocks."""
-        if _in_order(self.stack, len(lines)):
+        if fences_in_order(self.stack, len(lines)):
             return splice(lines, self.stack)
         spliced: list[str] = super().reassemble(lines)
         return spliced
-
-
-def _in_order(stack: list[tuple[str, int, int]], size: int) -> bool:
-    """Whether the fences follow one another within ``size`` lines (as the preprocessor
-    finds them)."""
-    return all(0 <= start <= end <= size for _, start, end in stack) and all(
-        before[2] <= after[1] for before, after in itertools.pairwise(stack)
-    )
-
-
-def splice(lines: list[str], stack: list[tuple[str, int, int]]) -> list[str]:
-    """Return ``lines`` with each ``(text, start, end)`` of ``stack`` (in order, apart)
-    put in place of lines ``start`` to ``end``; empty ``stack``, as superfences leaves it."""
-    out: list[str] = []
-    at = 0
-    for text, start, end in stack:
-        out += lines[at:start]
-        out.append(text)
-        at = end
-    out += lines[at:]
-    stack.clear()
-    return out
 
 
 class _PlainFences(FencedBlockPreprocessor):  # type: ignore[misc]
