@@ -26,8 +26,7 @@ def ticks_for(book: Runbook, numbers: Iterable[int], checked: bool) -> list[Tick
             raise StateError(
                 f"step {number} has no item in the overview checklist, so its progress "
                 "cannot be recorded in the guide",
-                path=step.origin.path,
-                line=step.origin.line,
+                at=step.origin,
                 hint=f"add '* [ ] {number}. {step.title}' to the overview checklist",
             )
         ticks.append(Tick(step.item.origin.path, step.item.origin.line, checked, step.item.text))
@@ -74,24 +73,21 @@ def sub_item(book: Runbook, number: int, sub: int) -> CheckItem:
         raise UsageError(
             f"step {number} has no sub-checklist ('- [ ] …' items under it), so there is no "
             f"item {number}.{sub} to tick",
-            path=step.origin.path,
-            line=step.origin.line,
+            at=step.origin,
             hint=f"tick the whole step with 'runbook check GUIDE {number}'; 'runbook show "
             f"GUIDE {number}.{sub}' shows part {sub} of it",
         )
     if not 1 <= sub <= len(step.subchecks):
         raise UsageError(
             f"step {number} has {len(step.subchecks)} sub-checklist items, not {sub}",
-            path=step.origin.path,
-            line=step.origin.line,
+            at=step.origin,
             hint=f"'runbook show GUIDE {number}' lists them",
         )
     item = step.subchecks[sub - 1]
     if not item.in_guide:
         raise StateError(
             f"item {number}.{sub} is in a snippet, and runbook writes only the guide itself",
-            path=item.origin.path,
-            line=item.origin.line,
+            at=item.origin,
             hint="tick it by hand in your notes, or move the item into the guide",
         )
     return item

@@ -493,8 +493,7 @@ def load_nested(book: Runbook, sets: Mapping[str, str]) -> dict[Path, Runbook]:
                     )
                     raise GuideError(
                         f"step {step.number} runs {d.args[0]}, {what}",
-                        path=d.origin.path,
-                        line=d.origin.line,
+                        at=d.origin,
                         hint="a guide cannot run itself, directly or through the guides it runs",
                     )
                 if target in guides:
@@ -504,8 +503,8 @@ def load_nested(book: Runbook, sets: Mapping[str, str]) -> dict[Path, Runbook]:
                     first = sub.errors[0]
                     raise GuideError(
                         f"{first.message} (in {rel(target)}, which step {step.number} runs)",
-                        path=first.origin.path if first.origin else target,
-                        line=first.origin.line if first.origin else None,
+                        path=target,
+                        at=first.origin,
                         hint=f"run 'runbook lint {rel(target)}'",
                     )
                 guides[target] = sub

@@ -27,8 +27,12 @@ class RunbookError(Exception):
         path: str | Path | None = None,
         line: int | None = None,
         hint: str | None = None,
+        at: Origin | None = None,
     ) -> None:
+        """``at``, when given, gives ``path`` and ``line`` at once."""
         super().__init__(message)
+        if at is not None:
+            path, line = at.path, at.line
         self.message = message
         self.path = str(path) if path is not None else None
         self.line = line
@@ -131,7 +135,6 @@ def substep_of(step: Step, sub: int) -> SubStep:
     )
     raise UsageError(
         f"step {step.number} {has}, so there is no part {step.number}.{sub}",
-        path=step.origin.path,
-        line=step.origin.line,
+        at=step.origin,
         hint=f"'runbook show GUIDE {step.number}' shows the whole step",
     )

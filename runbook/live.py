@@ -199,8 +199,7 @@ class LiveGuide:
                 raise StateError(
                     f"the item changed: step {number} now reads {step.item.text!r}, "
                     f"not {text!r}; nothing was ticked",
-                    path=step.item.origin.path,
-                    line=step.item.origin.line,
+                    at=step.item.origin,
                     hint="look at the item again, then tick it",
                 )
             changed = set_parts(book, [(number, None)], checked, how=HOW)

@@ -69,8 +69,7 @@ class Connections:
             # hosts or the ssh configuration, but the operator reads the guide.
             raise type(exc)(
                 f"{self.parts.nesting.named(step)}: {exc.message}",
-                path=action.origin.path,
-                line=action.origin.line,
+                at=action.origin,
                 hint=exc.hint,
             ) from None
 

@@ -374,4 +374,4 @@ def _readable(body: str) -> str:
 def _refusal(what: str, origin: Origin, hint: str) -> NeedsOperator:
     """Return the refusal of a run without a person: ``what`` needs one, at ``origin``, and
     ``hint`` says which option or answer would let the run go on."""
-    return NeedsOperator(what, path=origin.path, line=origin.line, hint=hint)
+    return NeedsOperator(what, at=origin, hint=hint)

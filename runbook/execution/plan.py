@@ -94,8 +94,8 @@ def check_guide(book: Runbook, guides: Mapping[Path, Runbook], guide_arg: str) -
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise GuideError(
             first.message + more,
-            path=first.origin.path if first.origin else book.path,
-            line=first.origin.line if first.origin else None,
+            path=book.path,
+            at=first.origin,
             hint=f"run 'runbook lint {guide_arg}' to see every problem",
         )
     for each in (book, *guides.values()):
@@ -104,8 +104,7 @@ def check_guide(book: Runbook, guides: Mapping[Path, Runbook], guide_arg: str) -
                 if d.name == "exec" and d.target not in guides:
                     raise GuideError(
                         f"step {step.number} runs {d.args[0]}, which was not loaded",
-                        path=d.origin.path,
-                        line=d.origin.line,
+                        at=d.origin,
                     )
 
 
@@ -246,7 +245,7 @@ def nested(book: Runbook, guides: Mapping[Path, Runbook], d: Directive) -> list[
 def guide_of(d: Directive, guides: Mapping[Path, Runbook]) -> Runbook:
     """Return the guide an ``exec`` directive runs (loaded beforehand, see check_guide)."""
     if d.target is None or d.target not in guides:
-        raise GuideError(f"{d.args[0]} was not loaded", path=d.origin.path, line=d.origin.line)
+        raise GuideError(f"{d.args[0]} was not loaded", at=d.origin)
     return guides[d.target]
 
 
@@ -345,9 +344,7 @@ class Inputs:
             try:
                 check_value(name, value, (limit,))
             except UsageError as exc:
-                raise UsageError(
-                    exc.message, path=origin.path, line=origin.line, hint=exc.hint
-                ) from None
+                raise UsageError(exc.message, at=origin, hint=exc.hint) from None
 
     def secret(self, name: str) -> bool:
         """Whether input ``name`` is secret (a placeholder said so, or its name does)."""
@@ -456,8 +453,7 @@ def ssh_words(connection: Connection, values: Mapping[str, str]) -> tuple[str, .
         # Named as written: its value may be secret.
         raise UsageError(
             f"the host of the ssh line, {connection.destination}, {why}: it is not a host name",
-            path=connection.origin.path,
-            line=connection.origin.line,
+            at=connection.origin,
             hint="give the ssh line's inputs a host name or address",
         )
     return words

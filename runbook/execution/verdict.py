@@ -120,15 +120,13 @@ def failure(
         prompt = result.last_line.strip()[-40:] or "…"
         return NeedsOperator(
             f"{named}: {subject} {what}",
-            path=where.path,
-            line=where.line,
+            at=where,
             hint="answer it in an interactive run, or declare the answer on the block: "
             f'{{ .run expect="{prompt}" send="…" }}',
         )
     return StepFailed(
         f"{named} failed: {subject} {what}",
-        path=where.path,
-        line=where.line,
+        at=where,
         hint=f"fix the cause, then run '{resume}' again to resume at step {resume_step}",
     )
 
@@ -151,8 +149,7 @@ def dropped(
     return OutcomeUnknown(
         f"{named}: the connection to {host} dropped while the block ran{status}: whether it "
         "finished there is unknown",
-        path=unit.origin.path,
-        line=unit.origin.line,
+        at=unit.origin,
         hint=f"check on {host} what it did, then run '{resume}' again: it connects again "
         f"and asks whether to run step {resume_step} again (without a person, give "
         "--retry-unknown or --skip-unknown)",
