@@ -11,6 +11,9 @@ from runbook.shell.output import Output, append_bounded, last_words
 from runbook.shell.process import ShellGone, ShellProcess
 from runbook.shell.protocol import Sentinels
 
+SAID_LIMIT = 1 << 20
+"""Bytes of a typed line's output kept for the caller (a look at the shell prints less)."""
+
 
 class Channel:
     """Typed lines and the prompts that answer them, over the session's shell process."""
@@ -36,15 +39,13 @@ class Channel:
         stale: bool = True,
         after: bytes = b"",
         said: bytearray | None = None,
-        limit: int = 0,
     ) -> int:
         """Type ``data`` at the prompt, discard all output up to the next prompt.
 
         With ``stale``, output that arrived before typing is kept in the transcript. With
         ``after``, prompts before that text in the output are not the one waited for.
-        ``said`` gets the output meanwhile: its last bytes, or with ``limit`` its first
-        ``limit`` bytes. Raise ShellGone (with the shell
-        discarded) when the shell ends meanwhile.
+        ``said`` gets the output meanwhile, its first ``SAID_LIMIT`` bytes. Raise ShellGone
+        (with the shell discarded) when the shell ends meanwhile.
         """
         if stale:
             self.drain_idle(None)
@@ -77,11 +78,8 @@ class Channel:
             if chunk is None:
                 raise self._gone(bytes(tail))
             append_bounded(tail, chunk)
-            if said is not None and limit:
-                # Its first ``limit`` bytes, whole: what a look at the shell printed.
-                said += chunk[: max(0, limit - len(said))]
-            elif said is not None:
-                append_bounded(said, chunk)
+            if said is not None:
+                said += chunk[: max(0, SAID_LIMIT - len(said))]
             if after:
                 seen = (seen + chunk)[-(len(after) + len(chunk)) :]
                 index = seen.find(after)

@@ -34,9 +34,8 @@ from runbook.shell.protocol import (
 from runbook.shell.stop import Stop
 from runbook.shell.transport import SHELL_ENV, Transport, local_transport, ssh_transport
 
-# A look at the shell between blocks (its state): how long it may take, how much it keeps.
+# How long a look at the shell between blocks (its state) may take.
 _QUERY_TIMEOUT = 10.0
-_QUERY_LIMIT = 1 << 20
 
 
 class Session:
@@ -258,9 +257,7 @@ class Session:
         said = bytearray()
         self._channel.drain_idle(None)
         with self._typing("runbook looked at it"):
-            self._channel.exchange(
-                line, _QUERY_TIMEOUT, stale=False, after=end, said=said, limit=_QUERY_LIMIT
-            )
+            self._channel.exchange(line, _QUERY_TIMEOUT, stale=False, after=end, said=said)
         _, found, rest = bytes(said).partition(begin + b"\n")
         body, ended, _ = rest.rpartition(b"\n" + end + b"\n")
         return body if found and ended else b""
