@@ -72,6 +72,7 @@ class FakeShell:
     started: bool = False
     closed: bool = False
     interrupted: int = 0
+    restarts: int = 0
     defined: dict[str, tuple[str, bool]] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)
     answers: list[Any] = field(default_factory=list)

@@ -260,7 +260,10 @@ def test_fences_are_put_in_place_as_superfences_does(
 
     if ordered:
         bounds = sorted(b for _, start, end in spans for b in (abs(start), abs(end)))
-        spans = [(text, s, e) for (text, _, _), s, e in zip(spans, bounds[::2], bounds[1::2])]
+        spans = [
+            (text, s, e)
+            for (text, _, _), s, e in zip(spans, bounds[::2], bounds[1::2], strict=True)
+        ]
     theirs, ours = object.__new__(_Fences), object.__new__(_Fences)
     theirs.stack, ours.stack = list(spans), list(spans)
     assert _Fences.reassemble(ours, list(lines)) == SuperFencesBlockPreprocessor.reassemble(

@@ -266,7 +266,6 @@ class Performer:
             captured.clear()
             if result.outcome in (Outcome.SHELL_DIED, Outcome.SHELL_REPLACED):
                 # The block ended its shell: the fresh one gets back what the guide set.
-                self.resume.forget(host[1])
                 self.resume.opened(step, unit.action, host[0], host[1])
 
     def _failed_at(self, unit: Unit, result: Result, shell: Shell) -> int | None:

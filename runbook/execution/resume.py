@@ -29,8 +29,9 @@ class Resume:
         self.parts = parts
         self._value = value
         self._last: dict[str, State] = dict(previous)
-        self._start: dict[int, Dump] = {}
-        """Each shell's state as it started, by the shell's identity."""
+        self._start: dict[int, tuple[int, Dump]] = {}
+        """Each shell's state as it started, by the shell's identity, with the shell's
+        count of restarts then (a shell a block ended is replaced by a fresh one)."""
 
     def give_back(self, previous: Mapping[str, State]) -> None:
         """Give ``previous`` (states an earlier run recorded, by host key) to this run's
@@ -39,27 +40,25 @@ class Resume:
 
     def opened(self, step: Step, action: Action, key: str, shell: Shell) -> None:
         """Know a shell of ``key`` about to run ``action``'s block: the first time, look at
-        it as it started, and give it the state last recorded for its host."""
-        if id(shell) in self._start:
+        it as it started, and give it the state last recorded for its host. A shell that a
+        block ended has a fresh one standing in for it: that one is looked at anew."""
+        known = self._start.get(id(shell))
+        if known is not None and known[0] == shell.restarts:
             return
         start = _look(shell)
+        # A shell that cannot say its state (a fake, or no bash): nothing to keep.
+        self._start[id(shell)] = (shell.restarts, Dump("") if start is None else start)
         if start is None:
-            # A shell that cannot say its state (a fake, or no bash): nothing to keep.
-            self._start[id(shell)] = Dump("")
             return
-        self._start[id(shell)] = start
         state = self._last.get(key)
         if state is not None:
             self._restore(step, action, key, shell, state)
 
-    def forget(self, shell: Shell) -> None:
-        """Forget how ``shell`` started: a block ended it, and a fresh one takes its place."""
-        self._start.pop(id(shell), None)
-
     def after(self, step: Step, key: str, shell: Shell, code: str) -> None:
         """Look at the shell of ``key`` after ``code`` ran in it; record its state when it
         changed."""
-        start = self._start.get(id(shell))
+        known = self._start.get(id(shell))
+        start = known[1] if known is not None else None
         if start is None or not start.cwd or not shell.alive or not may_change(code):
             return
         now = _look(shell)

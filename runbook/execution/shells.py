@@ -44,6 +44,9 @@ class Shell(Protocol):
     def interrupt(self) -> None:
         """Stop the running block (async-signal-safe)."""
 
+    restarts: int
+    """How many times a shell a block ended was replaced by a fresh one."""
+
     @property
     def alive(self) -> bool:
         """Whether the shell runs (a block that ended it has a fresh one by then)."""
