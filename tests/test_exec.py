@@ -54,6 +54,29 @@ class Run:
         return self.out + self.err
 
 
+def exec_terminal(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    width: int = 160,
+) -> Any:
+    """Start ``runbook exec ARGS`` in ``cwd`` under a pseudo-terminal, 40 rows by ``width``
+    columns (colourless unless ``env`` says otherwise); return the pexpect child."""
+    import pexpect  # here: test modules importing this one need not load it
+
+    return pexpect.spawn(
+        RUNBOOK[0],
+        [*RUNBOOK[1:], "exec", *args],
+        cwd=str(cwd),
+        env=env or {**os.environ, "NO_COLOR": "1"},
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=timeout,
+        dimensions=(40, width),
+    )
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """Environment for the CLI: this interpreter's, without colour switches set by the caller."""
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}

@@ -16,9 +16,9 @@ import pytest
 
 from tests.test_exec import (
     CANARY,
-    RUNBOOK,
     Workspace,
     cli_env,
+    exec_terminal,
     no_process_left,
     processes_running,
     start_and_kill_in_step_2,
@@ -33,15 +33,13 @@ class Terminal:
 
     def __init__(self, ws: Workspace, *args: str, env: dict[str, str] | None = None) -> None:
         self.ws = ws
-        self.child = pexpect.spawn(
-            RUNBOOK[0],
-            [*RUNBOOK[1:], "exec", ws.guide.name, *args],
-            cwd=str(ws.dir),
+        self.child = exec_terminal(
+            ws.dir,
+            ws.guide.name,
+            *args,
             env=env or cli_env(TERM="xterm-256color"),
-            encoding="utf-8",
-            codec_errors="replace",
             timeout=15,
-            dimensions=(40, 140),
+            width=140,
         )
         self.screen = io.StringIO()
         self.child.logfile_read = self.screen

@@ -20,7 +20,7 @@ from typing import Any
 import pexpect
 
 from tests import test_ssh
-from tests.test_exec import RUNBOOK
+from tests.test_exec import RUNBOOK, exec_terminal
 from tests.test_ssh import SshServer, exec_guide, write_site, write_ssh_config
 
 sshd = test_ssh.sshd  # this module's own server, started as test_ssh starts its own
@@ -196,15 +196,7 @@ def test_a_declined_connection_s_blocks_are_done_by_hand(sshd: SshServer, tmp_pa
         f"```bash {{ .run }}\ntouch {marker}\n```\n\n"
         f"```bash\ntouch {marker}.offered\n```\n"
     )
-    child = pexpect.spawn(
-        RUNBOOK[0],
-        [*RUNBOOK[1:], "exec", "docs/c.md"],
-        cwd=tmp_path,
-        env={**os.environ, "NO_COLOR": "1"},
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(40, 160),
-    )
+    child = exec_terminal(tmp_path, "docs/c.md")
     child.expect_exact("Value for <username>: ")
     child.sendline("operator")
     child.expect_exact(

@@ -23,7 +23,7 @@ import pexpect
 import pytest
 
 from tests import test_ssh
-from tests.test_exec import RUNBOOK
+from tests.test_exec import RUNBOOK, exec_terminal
 from tests.test_ssh import SshServer, write_site, write_ssh_config
 
 sshd = test_ssh.sshd  # this module's own server, started as test_ssh starts its own
@@ -177,15 +177,7 @@ def test_a_person_is_asked_once_a_host_for_its_sudo_password(
     sudo_guide(two_servers(sshd, tmp_path), logins)
     transcript = tmp_path / "terminal.txt"
     with transcript.open("w") as seen:
-        child = pexpect.spawn(
-            RUNBOOK[0],
-            [*RUNBOOK[1:], "exec", "docs/s.md", "--accept"],
-            cwd=tmp_path,
-            env={**os.environ, "NO_COLOR": "1"},
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 200),
-        )
+        child = exec_terminal(tmp_path, "docs/s.md", "--accept", width=200)
         child.logfile_read = seen
         for host in ("old-server", "new-server"):
             child.expect(r"connect to \S+@" + host)
@@ -218,15 +210,7 @@ def test_enter_hands_the_person_sudo_s_own_prompt_and_the_host_is_not_asked_agai
     guide = sudo_guide(two_servers(sshd, tmp_path), logins)
     guide.write_text(guide.read_text().split("### 2.")[0].replace("* [ ] 2. New\n", ""))
     password = logins.passwords["old-server"]
-    child = pexpect.spawn(
-        RUNBOOK[0],
-        [*RUNBOOK[1:], "exec", "docs/s.md"],
-        cwd=tmp_path,
-        env={**os.environ, "NO_COLOR": "1"},
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(40, 200),
-    )
+    child = exec_terminal(tmp_path, "docs/s.md", width=200)
     child.expect(r"connect to \S+@old-server")
     child.sendline("y")
     child.expect(r"Value for <sudo-password@old-server> \(hidden\): ")
