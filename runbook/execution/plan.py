@@ -8,6 +8,7 @@ are secret, the units a block runs as, and what a dry run shows.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import shlex
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -200,22 +201,20 @@ def block_by_hand(action: Action, options: ExecOptions) -> bool:
 
 
 def _resolved(origin: Origin) -> Origin:
-    return Origin(origin.path.resolve(), origin.line)
+    return Origin(_resolved_path(origin.path), origin.line)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved_path(path: Path) -> Path:
+    # A guide's blocks share a few files: each is resolved (a stat per folder) once.
+    return path.resolve()
 
 
 def check_blocks(books: Iterable[Runbook], origins: Collection[Origin]) -> None:
     """Refuse a ``--by-hand-block`` that names no block of the guides a run reaches."""
     if not origins:
         return
-    # A guide's blocks share a few files: each is resolved (a stat per folder) once.
-    paths = {a.origin.path for book in books for step in book.steps for a in step.actions}
-    resolved = {path: path.resolve() for path in paths}
-    known = {
-        Origin(resolved[a.origin.path], a.origin.line)
-        for book in books
-        for step in book.steps
-        for a in step.actions
-    }
+    known = {_resolved(a.origin) for book in books for step in book.steps for a in step.actions}
     for origin in origins:
         if origin not in known:
             raise UsageError(
