@@ -19,29 +19,28 @@ import pexpect
 
 from runbook.redact import Redactor
 from runbook.shell import LOCAL_SHELL, Base64Delivery, Session, Transport, TtyReadDetector
-from runbook.shell.protocol import Sentinels
+from runbook.shell.protocol import _NO_EDITING, Sentinels
 from runbook.shell.sentinel import SentinelScanner
 
 # The parts of the line that runs a block, each with what stands in for it when its cost is
 # measured by leaving it out (`--parts`). Without them a block is not safe to run: the
 # figures only say what each guarantee costs.
-PARTS = {
-    "begin mark (input waits told from bash reading the line)": (
-        b'builtin printf "__RG%s:0;" ',
-        b": ",
-    ),
-    "ERR trap (stop at the first failing command, note its line)": (
-        b'builtin trap -- "$__rb_trap" ERR; builtin set -E; ',
-        b"",
-    ),
-    "muting group (runbook's lines in no trace)": (
-        b"{ __rb_q=$? __rb_x=$-; builtin set +x; } 2>/dev/null; ",
-        b"__rb_q=$?; ",
-    ),
-    "streams back (a block's exec 2>file hides no end mark)": (
-        b"command exec 1>&$__rb_out 2>&$__rb_err; ",
-        b"",
-    ),
+_EDITING = _NO_EDITING + b"; "
+PARTS: dict[str, list[tuple[bytes, bytes]]] = {
+    "begin mark (input waits told from bash reading the line)": [
+        (b'builtin printf "__RG%s:0;" ', b": ")
+    ],
+    "ERR trap (stop at the first failing command, note its line)": [
+        (b'builtin trap -- "$__rb_trap" ERR; builtin set -E; ', b"")
+    ],
+    "muting group (runbook's lines in no trace)": [
+        (_EDITING, b""),
+        (b"{ __rb_q=$? __rb_x=$-; builtin set +x; } 2>/dev/null; ", b"__rb_q=$?; "),
+    ],
+    "streams back (a block's exec 2>file hides no end mark)": [
+        (b"command exec 1>&$__rb_out 2>&$__rb_err; ", b"")
+    ],
+    "editing off (a block's set -o vi hides no prompt)": [(_EDITING, b"")],
 }
 
 
@@ -156,8 +155,8 @@ def bench_parts(count: int, rounds: int) -> None:
 
         return line
 
-    variants = {"the whole line": [], **{f"without the {k}": [v] for k, v in PARTS.items()}}
-    variants["without all four"] = list(PARTS.values())
+    variants = {"the whole line": [], **{f"without the {k}": v for k, v in PARTS.items()}}
+    variants["without all of them"] = list(dict.fromkeys(f for v in PARTS.values() for f in v))
     wall: dict[str, list[float]] = {k: [] for k in variants}
     shell: dict[str, list[float]] = {k: [] for k in variants}
     try:

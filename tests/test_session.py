@@ -140,6 +140,48 @@ def test_output_that_prints_the_prompt_neither_ends_the_block_nor_fakes_its_stat
     assert sh.run("echo next") == b"next\n" and sh.last.status == 0
 
 
+def test_a_prompt_printed_before_a_read_is_no_success(sh: Captured) -> None:
+    # bash reading the terminal after a prompt is what ends a cut-short line; here it is
+    # the block's own `read` after output imitating the prompt with status 0.
+    sh.run("printf '%s' \"${PS1@P}\"; read -r x; echo not-here", timeout=5)
+    assert sh.last.outcome != "ok"
+    assert sh.run("echo next") == b"next\n" and sh.last.status == 0
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "set -o emacs",
+        "set -o vi",
+        "set -x; set -o vi",
+        "readonly __rb_e",
+        "readonly __rb_line",
+        "readonly __rb_q",
+        "readonly __rb_x",
+        "enable -n printf",
+    ],
+)
+def test_a_block_that_breaks_the_shell_for_runbook_is_followed_by_working_blocks(
+    sh: Captured, script: str
+) -> None:
+    # Line editing hides bash's prompt after a sourced `set -o emacs`; a read-only variable
+    # of runbook's has bash refuse its lines. Neither may leave later blocks waiting for
+    # their timeout: the line editing goes off, a shell that refuses a check is replaced.
+    # The block after may be refused (then it fails, with bash's word for why), never more.
+    started = time.monotonic()
+    sh.run(script, timeout=20)
+    out = sh.run("echo after; false; echo no", timeout=20)
+    assert sh.last.outcome == "failed" and b"no\n" not in out
+    if b"after\n" not in out:
+        assert b"readonly variable" in out
+        out = sh.run("echo after; false; echo no", timeout=20)
+    assert b"after\n" in out and b"no\n" not in out
+    assert sh.last.outcome == "failed" and sh.last.status == 1
+    assert b"third\n" in sh.run("echo third", timeout=20) and sh.last.status == 0
+    assert time.monotonic() - started < 10
+    assert b"__R" not in bytes(sh.output).replace(b"__rb_", b"")
+
+
 @pytest.mark.parametrize(
     ("script", "output", "status"),
     [
@@ -717,6 +759,26 @@ def test_sentinel_found_under_any_chunking(before: bytes, status: int, cuts: lis
             break
     assert found == status
     assert bytes(out) == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.binary(max_size=80),
+    status=st.integers(min_value=0, max_value=255),
+    space=st.sampled_from([b"", b"\n", b"\r\n", b" "]),
+    keep=st.integers(min_value=1, max_value=40),
+)
+def test_a_prompt_ending_the_output_is_found_whole_or_held_in_part(
+    before: bytes, status: int, space: bytes, keep: int
+) -> None:
+    # What a block's output may hold back as bash's prompt (BlockRun._pass_on): a whole
+    # one at its end, or the start of one the next read may complete; never what is before.
+    scanner = _SentinelScanner(b"__RB0123456789abcdef:", b";")
+    prompt = b"__RB0123456789abcdef:" + str(status).encode() + b";"
+    assert scanner.trailing(before + prompt + space) == (len(before), status)
+    cut, seen = scanner.trailing(before + prompt[: min(keep, len(prompt) - 1)])
+    assert seen is None and cut <= len(before)
+    assert scanner.trailing(before + prompt + b"x")[1] is None
 
 
 @settings(max_examples=200, deadline=None)

@@ -94,6 +94,9 @@ class BlockRun:
         """The status the end mark carried; the prompt after it is then awaited."""
         self._prompt_status: int | None = None
         """The status of a prompt the output last ended with, before any end mark."""
+        self._held = b""
+        """The output from that prompt on, held back: if the block ends there, it is not
+        the block's output."""
         self._at_prompt = False
         """The shell was found idle at that prompt: the block ended without its mark."""
         self.replaced = False
@@ -150,6 +153,7 @@ class BlockRun:
         """Pass on whatever a shell that went away printed before it did."""
         scanner = self._sentinels.prompt
         echo = self._echo
+        self.output.feed(self._release())
         while self._process.fd >= 0:
             chunk = self._process.read()
             if not chunk:
@@ -212,18 +216,29 @@ class BlockRun:
             return Ending(None, died=True)
         return None
 
-    def _note_prompt(self, output: bytes) -> None:
-        """Remember a prompt the output ended with, which bash alone may have printed.
+    def _pass_on(self, output: bytes) -> None:
+        """Pass on the block's output, holding back a prompt that it ends with.
 
-        A command killed by SIGINT makes bash drop the rest of the typed line, end mark
-        included, and print its prompt; that prompt ends the block once the shell is found
-        idle at it (``_watch``). Output after it means it was the block's own.
+        A command killed by SIGINT, or a read-only variable of runbook's, make bash drop
+        the rest of the typed line, end mark included, and print its prompt; that prompt
+        ends the block once the shell is found idle at it (``_watch``), and is not shown.
+        Output after it means it was the block's own. Such a prompt always carries a
+        failure: one with status 0 is output imitating it (``${PS1@P}``) and ends nothing,
+        so no block can fake its own success.
         """
-        status, after = self._sentinels.prompt.last(output)
-        if status is not None:
-            self._prompt_status = None if after.strip() else status
-        elif output and not output.isspace():  # no copy of each chunk on this hot path
-            self._prompt_status = None
+        if self._held:
+            output, self._held = self._held + output, b""
+        cut, status = self._sentinels.prompt.trailing(output)
+        self._prompt_status = status or None
+        if status == 0:
+            cut = len(output)
+        self._held = output[cut:]
+        self.output.feed(output[:cut])
+
+    def _release(self) -> bytes:
+        """Return the output held back, which was the block's own after all."""
+        held, self._held = self._held, b""
+        return held
 
     def _poll_time(self, deadline: float | None) -> float:
         """Return how long the next poll may wait: until the next thing due, at most 0.1 s."""
@@ -256,13 +271,13 @@ class BlockRun:
             if self._ended is None and self.stop is not None:
                 # Being stopped, bash may drop the rest of the line, end mark included, and
                 # print its prompt; a command that ends (sudo, at Ctrl-C) lets the mark come.
-                text, status = self._sentinels.prompt.feed(before)
+                text, status = self._sentinels.prompt.feed(self._release() + before)
                 self.output.feed(text)
                 return status
-            self.output.feed(before)
             if self._ended is None:
-                self._note_prompt(before)
+                self._pass_on(before)
                 return None
+            self.output.feed(self._release() + before)
         if self._ended is not None:
             # The shell prints nothing between the end mark and its prompt.
             return self._ended if self._sentinels.prompt.feed(data)[1] is not None else None

@@ -32,6 +32,15 @@ _MUTE = "{ __rb_x=$-; builtin set +x; } 2>/dev/null"
 # `__rb_x` already right) or without it.
 _MUTE_IF_ON = "{ [[ $- != *x* ]] || { __rb_x=$-; builtin set +x; }; } 2>/dev/null"
 _RESUME = "[[ $__rb_x != *x* ]] || builtin set -x"
+# The variables runbook's lines and its ERR trap set, at values that change nothing.
+_OWN_VARIABLES = (
+    "__rb_e= __rb_line= __rb_q= __rb_x=${__rb_x-} __rb_s= __rb_t= __rb_i= __rb_l= "
+    "__rb_err_user=${__rb_err_user-}"
+)
+# A block's `set -o emacs` (or vi) turns line editing on inside a sourced file, where bash
+# then prints no prompt at all (readline would, but does not read this line): end mark and
+# prompt never come. Line editing means nothing to lines runbook types; it goes off again.
+_NO_EDITING = b"[[ ! -o emacs && ! -o vi ]] || builtin set +o emacs +o vi"
 
 # Runs on ERR: the block's own ERR handler first (with $? and tracing as they were), then
 # leave the sourced block (or the subshell it forked) with the failing status. A `return`
@@ -160,11 +169,18 @@ class Sentinels:
         one write. Marks are made through %s so the echo of the line never holds one.
         """
         nonce = secrets.token_hex(8)
+        # The begin mark comes first: should the shell refuse the line (a block made one of
+        # runbook's variables read-only), it is refused at a prompt after the mark, where
+        # it ends the block as a failure, not before it, where it would be taken for the
+        # shell still reading the line.
         line = (
-            b'__rb_e= __rb_line=; builtin printf "__RG%s:0;" '
+            b'builtin printf "__RG%s:0;" '
             + self.token.encode()
-            + b'; builtin trap -- "$__rb_trap" ERR; builtin set -E; builtin source "$__rb_file"; '
-            + b"{ __rb_q=$? __rb_x=$-; builtin set +x; } 2>/dev/null; "
+            + b'; __rb_e= __rb_line=; builtin trap -- "$__rb_trap" ERR; builtin set -E; '
+            + b'builtin source "$__rb_file"; '
+            + b"{ __rb_q=$? __rb_x=$-; builtin set +x; "
+            + _NO_EDITING
+            + b"; } 2>/dev/null; "
             # The shell's own streams back, for the prompt: a block may have redirected
             # them (`exec 2>>file`). `command exec`, as `builtin exec` would make the
             # redirections last for itself only.
@@ -217,8 +233,14 @@ class Sentinels:
         may have left on, and records it for the next block.
         """
         tag = f"{self.token[:6]}x{attempt}"
-        # Printed through %s, so the echo of the typed line never holds the token.
-        line = f"{_MUTE_IF_ON}; builtin printf '__RBSYNC%s\\n' {tag}".encode() + b"\n"
+        # Printed through %s, so the echo of the typed line never holds the token. The
+        # assignments check that runbook's variables can still be set: a block that made
+        # one read-only has bash refuse the whole line, so no mark comes and the shell is
+        # replaced (see Session._settle).
+        line = (
+            f"{_MUTE_IF_ON}; {_OWN_VARIABLES}; builtin printf '__RBSYNC%s\\n' {tag}".encode()
+            + b"\n"
+        )
         return line, f"__RBSYNC{tag}".encode()
 
 

@@ -56,14 +56,18 @@ class SentinelScanner:
         self._held = buf[cut:]
         return buf[:cut], None
 
-    def last(self, data: bytes) -> tuple[int | None, bytes]:
-        """Return the status of the last whole sentinel in ``data`` and what follows it."""
+    def trailing(self, data: bytes) -> tuple[int, int | None]:
+        """Return where a sentinel that ends ``data`` starts, and its status.
+
+        A whole sentinel ends ``data`` when nothing but whitespace follows it; else a
+        start of one that the next bytes may complete (status None), else ``len(data)``.
+        """
         last, found = None, self._search(data)
         while found is not None:
             last, found = found, self._search(data, found[2])
-        if last is None:
-            return None, data
-        return last[1], data[last[2] :]
+        if last is not None and not data[last[2] :].strip():
+            return last[0], last[1]
+        return self._partial_start(data), None
 
     def take(self, data: bytes) -> tuple[bytes, int | None, bytes]:
         """Return (output before the sentinel, its status when seen, output after it)."""
