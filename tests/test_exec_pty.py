@@ -452,3 +452,18 @@ def test_retry_from_the_failing_command_does_not_repeat_what_ran(workspace):
     assert ws.log() == ["first", "second-start", "second-after", "third"]
     assert ws.ticked() == {1, 2, 3}
     assert ws.events("action-retry", step=2)[0]["from_line"] == 2
+
+
+def test_a_shell_replaced_after_a_broken_block_gets_the_state_before_the_next_one(workspace):
+    ws = workspace("unanswering.md")
+    term = Terminal(ws)
+    term.expect("readonly variable")
+    term.expect("What now?")
+    term.answer("s")
+    term.expect("Go on to the next step?")
+    term.answer("c")
+    term.expect("↺ a fresh shell on this machine")
+    term.expect(f"↺ given back on this machine: working directory {ws.dir / 'work dir'}")
+    term.expect(f"pwd={ws.dir / 'work dir'} app=/srv/app")
+    assert term.finish() == 0, term.text
+    assert ws.ticked() == {1, 3}

@@ -100,6 +100,9 @@ class FakeShell:
             on_output(output)
         return result
 
+    def ready(self) -> None:
+        pass
+
     def query(self, command: str) -> bytes:
         return b""
 

@@ -264,9 +264,9 @@ class Performer:
                     resume_step=nesting.resume_step(step),
                 )
             captured.clear()
-            if result.outcome in (Outcome.SHELL_DIED, Outcome.SHELL_REPLACED):
-                # The block ended its shell: the fresh one gets back what the guide set.
-                self.resume.opened(step, unit.action, host[0], host[1])
+            # A fresh shell, if the block ended its own or left it unusable, gets back what
+            # the guide set before the block runs again.
+            self.resume.opened(step, unit.action, host[0], host[1])
 
     def _failed_at(self, unit: Unit, result: Result, shell: Shell) -> int | None:
         """Return the line of ``unit``'s code where the top-level command that failed

@@ -41,10 +41,20 @@ class Resume:
     def opened(self, step: Step, action: Action, key: str, shell: Shell) -> None:
         """Know a shell of ``key`` about to run ``action``'s block: the first time, look at
         it as it started, and give it the state last recorded for its host. A shell that a
-        block ended has a fresh one standing in for it: that one is looked at anew."""
+        block ended, or left unable to answer, has a fresh one standing in for it: that one
+        is looked at anew, before the block runs in it."""
+        try:
+            shell.ready()
+        except RunbookError:
+            return  # the block's own run says what became of the shell
         known = self._start.get(id(shell))
         if known is not None and known[0] == shell.restarts:
             return
+        if known is not None:
+            place = self.parts.inputs.preview(action.where)
+            self.parts.console.line(
+                f"↺ a fresh shell on {place}: the last one ended or stopped answering", "dim"
+            )
         start = _look(shell)
         # A shell that cannot say its state (a fake, or no bash): nothing to keep.
         self._start[id(shell)] = (shell.restarts, Dump("") if start is None else start)
@@ -62,7 +72,9 @@ class Resume:
         if start is None or not start.cwd or not shell.alive or not may_change(code):
             return
         now = _look(shell)
-        if now is None:
+        if now is None or known is None or known[0] != shell.restarts:
+            # A fresh shell (the look found the old one unable to answer) holds nothing of
+            # the guide's: what was recorded stays, to be given back to it.
             return
         state = changes(start, now, self._secrets())
         if state != self._last.get(key):

@@ -37,6 +37,10 @@ class Shell(Protocol):
     ) -> Result:
         """Run one block and wait for it to end."""
 
+    def ready(self) -> None:
+        """Make sure the shell waits at its prompt; a fresh one replaces one that does not
+        answer after a stopped block (``restarts`` tells)."""
+
     def query(self, command: str) -> bytes:
         """Run ``command`` (runbook's own, builtins only) at the prompt, between blocks;
         return what it printed, shown to no one and kept in no transcript."""
@@ -45,7 +49,7 @@ class Shell(Protocol):
         """Stop the running block (async-signal-safe)."""
 
     restarts: int
-    """How many times a shell a block ended was replaced by a fresh one."""
+    """How many times a fresh shell replaced one that a block ended or left unusable."""
 
     @property
     def alive(self) -> bool:

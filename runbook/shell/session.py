@@ -242,6 +242,13 @@ class Session:
 
     # ------------------------------------------------------------------ running blocks
 
+    def ready(self) -> None:
+        """Make sure the shell waits at its prompt before the next block: after a stopped
+        block, one that does not answer is replaced (``restarts`` tells)."""
+        if self._running:
+            raise UsageError("a block is running in this session")
+        self._prepare()
+
     def query(self, command: str) -> bytes:
         """Run ``command`` at the prompt between blocks (runbook's own: builtins only, one
         line); return what it printed, up to 1 MiB, shown to no one and kept in no transcript.
