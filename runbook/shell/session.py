@@ -247,7 +247,8 @@ class Session:
         block, one that does not answer is replaced (``restarts`` tells)."""
         if self._running:
             raise UsageError("a block is running in this session")
-        self._prepare()
+        if self._stopped or self._process.unsynced or self._dead:
+            self._prepare()  # else nothing to settle: whether it lives, ``alive`` says
 
     def query(self, command: str) -> bytes:
         """Run ``command`` at the prompt between blocks (runbook's own: builtins only, one
