@@ -838,6 +838,22 @@ def a_nested_failure_names_the_step_of_the_guide_that_ran_it(tmp: Path) -> None:
 
 
 @scenario
+def a_nested_confirmation_names_the_step_of_the_guide_that_ran_it(tmp: Path) -> None:
+    guide = write(tmp, "main.md", NESTED_MAIN)
+    warned = NESTED_SUB.replace(
+        "```bash { .run }", '!!! danger "Irreversible"\n\n        Really.\n\n    ```bash { .run }'
+    )
+    sub_path = write(tmp, "sub/sub.md", warned)
+    done = run(guide, guides={sub_path: load(sub_path)})
+    assert done.code == 0, done.error
+    summary = done.out[done.out.index("Summary") :]
+    # Not "step 1": that is the main guide's first step, which has no warning.
+    assert "· step 2 (Sub guide, step 1), block " in summary, summary
+    assert "sub/sub.md:11 (DANGER" in summary
+    assert "(DANGER: Irreversible): run, unattended (--yes)" in summary
+
+
+@scenario
 def an_unknown_outcome_is_asked_about_or_settled_by_a_flag(tmp: Path) -> None:
     from runbook.journal import Journal
     from runbook.runtime import journal_path

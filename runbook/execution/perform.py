@@ -105,8 +105,9 @@ class Performer:
         parts.records.confirmed(step, action, "run" if yes else "skip", how=how, warning=said)
         who = "unattended (--yes), run by" if how == "unattended" else "confirmed by"
         what = "run" if yes else "declined"
+        # A step of a guide run by another is named by the step that ran it.
         self.confirmations.append(
-            f"step {step.number}, block {action.origin.shown} ({said}): {what}, "
+            f"{parts.nesting.named(step)}, block {action.origin.shown} ({said}): {what}, "
             f"{who} {current_user()}"
         )
         return "" if yes else f"the block at {action.origin.shown} was declined ({said})"
