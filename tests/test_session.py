@@ -158,6 +158,8 @@ def test_a_prompt_printed_before_a_read_is_no_success(sh: Captured) -> None:
         "readonly __rb_line",
         "readonly __rb_q",
         "readonly __rb_x",
+        "readonly __rb_s",
+        "readonly __rb_err_user",
         "enable -n printf",
     ],
 )

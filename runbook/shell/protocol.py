@@ -32,7 +32,8 @@ _MUTE = "{ __rb_x=$-; builtin set +x; } 2>/dev/null"
 # `__rb_x` already right) or without it.
 _MUTE_IF_ON = "{ [[ $- != *x* ]] || { __rb_x=$-; builtin set +x; }; } 2>/dev/null"
 _RESUME = "[[ $__rb_x != *x* ]] || builtin set -x"
-# The variables runbook's lines and its ERR trap set, at values that change nothing.
+# The variables runbook's lines and its ERR trap set, at values that change nothing: set
+# first on each block's line and on the check of a shell after a block cut short.
 _OWN_VARIABLES = (
     "__rb_e= __rb_line= __rb_q= __rb_x=${__rb_x-} __rb_s= __rb_t= __rb_i= __rb_l= "
     "__rb_err_user=${__rb_err_user-}"
@@ -172,11 +173,15 @@ class Sentinels:
         # The begin mark comes first: should the shell refuse the line (a block made one of
         # runbook's variables read-only), it is refused at a prompt after the mark, where
         # it ends the block as a failure, not before it, where it would be taken for the
-        # shell still reading the line.
+        # shell still reading the line. Setting them all refuses the line before the block
+        # runs rather than have the ERR trap fail inside it, which would let the block go
+        # on past a failing command.
         line = (
             b'builtin printf "__RG%s:0;" '
             + self.token.encode()
-            + b'; __rb_e= __rb_line=; builtin trap -- "$__rb_trap" ERR; builtin set -E; '
+            + b"; "
+            + _OWN_VARIABLES.encode()
+            + b'; builtin trap -- "$__rb_trap" ERR; builtin set -E; '
             + b'builtin source "$__rb_file"; '
             + b"{ __rb_q=$? __rb_x=$-; builtin set +x; "
             + _NO_EDITING
