@@ -18,29 +18,36 @@ from pathlib import Path
 import pexpect
 
 from runbook.redact import Redactor
-from runbook.shell import LOCAL_SHELL, Base64Delivery, Session, Transport, TtyReadDetector
-from runbook.shell.protocol import _NO_EDITING, Sentinels
-from runbook.shell.sentinel import SentinelScanner
+from runbook.shell import LOCAL_SHELL, Base64Delivery, Session, Transport, TtyReadDetector, protocol
 
-# The parts of the line that runs a block, each with what stands in for it when its cost is
-# measured by leaving it out (`--parts`). Without them a block is not safe to run: the
-# figures only say what each guarantee costs.
-_EDITING = _NO_EDITING + b"; "
-PARTS: dict[str, list[tuple[bytes, bytes]]] = {
+# The parts of what runs a block (the typed line and the functions it calls), each with
+# what stands in for it when its cost is measured by leaving it out (`--parts`): (the piece
+# of runbook.shell.protocol, the text, its stand-in). Without them a block is not safe to
+# run: the figures only say what each guarantee costs.
+Piece = tuple[str, str, str]
+PARTS: dict[str, list[Piece]] = {
     "begin mark (input waits told from bash reading the line)": [
-        (b'builtin printf "__RG%s:0;" ', b": ")
+        ("_BEFORE", "builtin printf '__RG%%s:0;' %s; ", ": %s; ")
+    ],
+    "own variables set first (one made read-only refuses the line)": [
+        ("_BEFORE", protocol._OWN_VARIABLES + "; ", "")
     ],
     "ERR trap (stop at the first failing command, note its line)": [
-        (b'builtin trap -- "$__rb_trap" ERR; builtin set -E; ', b"")
+        ("_BEFORE", 'builtin trap -- "$__rb_trap" ERR; builtin set -E; ', ""),
+        ("_AFTER", "builtin trap - ERR; ", ""),
     ],
     "muting group (runbook's lines in no trace)": [
-        (_EDITING, b""),
-        (b"{ __rb_q=$? __rb_x=$-; builtin set +x; } 2>/dev/null; ", b"__rb_q=$?; "),
+        ("_LINE", "{ __rb_q=$? __rb_x=$-; \\builtin set +x; } 2>/dev/null; ", "__rb_q=$?; ")
     ],
     "streams back (a block's exec 2>file hides no end mark)": [
-        (b"command exec 1>&$__rb_out 2>&$__rb_err; ", b"")
+        ("_AFTER", "command exec 1>&$__rb_out 2>&$__rb_err; ", "")
     ],
-    "editing off (a block's set -o vi hides no prompt)": [(_EDITING, b"")],
+    "editing off (a block's set -o vi hides no prompt)": [
+        ("_AFTER", protocol._NO_EDITING + "; ", "")
+    ],
+    "own streams checked (a block's exec 11>file hides no prompt)": [
+        ("_AFTER", protocol._OWN_STREAMS + "; ", "")
+    ],
 }
 
 
@@ -142,27 +149,27 @@ def bench_output(megabytes: int) -> None:
 
 
 def bench_parts(count: int, rounds: int) -> None:
-    """Time ``count`` blocks with each part of the block's line left out in turn."""
-    block = Sentinels.block
+    """Time ``count`` blocks with each part of what runs a block left out in turn."""
+    originals = {name: getattr(protocol, name) for name in ("_BEFORE", "_AFTER", "_LINE")}
 
-    def without(fragments: list[tuple[bytes, bytes]]) -> Callable[[Sentinels], object]:
-        def line(self: Sentinels) -> tuple[bytes, SentinelScanner]:
-            text, end = block(self)
-            for old, new in fragments:
-                assert old in text, old  # the line changed: update PARTS
-                text = text.replace(old, new)
-            return text, end
+    def leave_out(pieces: list[Piece]) -> None:
+        for name, value in originals.items():
+            setattr(protocol, name, value)
+        for name, old, new in pieces:
+            text = getattr(protocol, name)
+            raw = isinstance(text, bytes)
+            old_text = old.encode() if raw else old
+            assert old_text in text, (name, old)  # protocol.py changed: update PARTS
+            setattr(protocol, name, text.replace(old_text, new.encode() if raw else new))
 
-        return line
-
-    variants = {"the whole line": [], **{f"without the {k}": v for k, v in PARTS.items()}}
+    variants = {"the whole of it": [], **{f"without the {k}": v for k, v in PARTS.items()}}
     variants["without all of them"] = list(dict.fromkeys(f for v in PARTS.values() for f in v))
     wall: dict[str, list[float]] = {k: [] for k in variants}
     shell: dict[str, list[float]] = {k: [] for k in variants}
     try:
         for _ in range(rounds):
-            for label, fragments in variants.items():
-                Sentinels.block = without(fragments)  # type: ignore[assignment,method-assign]
+            for label, pieces in variants.items():
+                leave_out(pieces)
                 with Session(redactor=Redactor([])) as session:
                     for _ in range(20):
                         session.run("true", timeout=10)
@@ -174,12 +181,12 @@ def bench_parts(count: int, rounds: int) -> None:
                     wall[label].append((time.perf_counter() - start) / count)
                     shell[label].append((int(stat.read_text().split()[0]) - ran) / 1e9 / count)
     finally:
-        Sentinels.block = block  # type: ignore[method-assign]
+        leave_out([])
     print(f"Session.run per block, {count} blocks, medians of {rounds} interleaved rounds:")
-    whole = statistics.median(wall["the whole line"])
+    whole = statistics.median(wall["the whole of it"])
     for label in variants:
         w, b = statistics.median(wall[label]) * 1000, statistics.median(shell[label]) * 1000
-        saved = "" if label == "the whole line" else f"   ({w - whole * 1000:+.3f} ms)"
+        saved = "" if label == "the whole of it" else f"   ({w - whole * 1000:+.3f} ms)"
         print(f"  {label:<74} {w:6.3f} ms, bash {b:6.3f} ms CPU{saved}")
 
 

@@ -161,6 +161,10 @@ def test_a_prompt_printed_before_a_read_is_no_success(sh: Captured) -> None:
         "readonly __rb_s",
         "readonly __rb_err_user",
         "enable -n printf",
+        "exec 10>&- 11>&-",
+        "exec 10>/dev/null",
+        "exec 11>/dev/null",
+        "alias __rb_before=true __rb_after=true builtin=false",
     ],
 )
 def test_a_block_that_breaks_the_shell_for_runbook_is_followed_by_working_blocks(

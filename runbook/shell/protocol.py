@@ -27,11 +27,11 @@ _VALUE_CHUNK = 1024
 # on as its first act. A group's commands trace to the group's redirection, so switching it
 # off leaves no trace of its own. A block that ended without its end mark (stopped, or its
 # line cut short) may have left tracing on: the next line then mutes and records it.
-_MUTE = "{ __rb_x=$-; builtin set +x; } 2>/dev/null"
+_MUTE = "{ __rb_x=$-; \\builtin set +x; } 2>/dev/null"
 # The same, for a line whose block may have ended with its end mark (tracing then off, and
 # `__rb_x` already right) or without it.
-_MUTE_IF_ON = "{ [[ $- != *x* ]] || { __rb_x=$-; builtin set +x; }; } 2>/dev/null"
-_RESUME = "[[ $__rb_x != *x* ]] || builtin set -x"
+_MUTE_IF_ON = "{ [[ $- != *x* ]] || { __rb_x=$-; \\builtin set +x; }; } 2>/dev/null"
+_RESUME = "[[ $__rb_x != *x* ]] || \\builtin set -x"
 # The variables runbook's lines and its ERR trap set, at values that change nothing: set
 # first on each block's line and on the check of a shell after a block cut short.
 _OWN_VARIABLES = (
@@ -41,13 +41,53 @@ _OWN_VARIABLES = (
 # A block's `set -o emacs` (or vi) turns line editing on inside a sourced file, where bash
 # then prints no prompt at all (readline would, but does not read this line): end mark and
 # prompt never come. Line editing means nothing to lines runbook types; it goes off again.
-_NO_EDITING = b"[[ ! -o emacs && ! -o vi ]] || builtin set +o emacs +o vi"
+_NO_EDITING = "[[ ! -o emacs && ! -o vi ]] || builtin set +o emacs +o vi"
+# The shell's own output and error streams wait on two descriptors of their own (see
+# setup_line) to be given back after each block; a block may have closed or reused those
+# (`exec 10>file`), which would send the prompt and every later block's output there:
+# they are taken from the terminal again, when the shell started on one (__rb_tty).
+# Whether each is a terminal at all is what is asked: comparing them with the terminal
+# through /dev/fd costs five times as much.
+_OWN_STREAMS = (
+    "[[ -z $__rb_tty || -t $__rb_out && -t $__rb_err ]] || "
+    'builtin eval "command exec $__rb_out>&0 $__rb_err>&0"'
+)
+# The line that runs a block, the nonce of its end mark to follow. What comes before and
+# after the block's file runs in functions defined at set-up (_BEFORE, _AFTER): bash reads
+# a typed line one byte at a time, so each byte typed per block costs. Command names are
+# quoted so that no alias stands in for them. Between the block's file and the function
+# after it, the block's status and tracing are kept and tracing is turned off (the group's
+# redirection leaves no trace of that).
+_LINE = (
+    b'\\__rb_before; \\builtin source "$__rb_file"; '
+    b"{ __rb_q=$? __rb_x=$-; \\builtin set +x; } 2>/dev/null; \\__rb_after"
+)
+# Run before each block's file: the begin mark first (%s holds the session's token), so
+# that should the shell refuse the line (a block made one of runbook's variables
+# read-only), it is refused at a prompt after the mark, where it ends the block as a
+# failure, not before it, where it would be taken for the shell still reading the line.
+# Setting all of runbook's variables refuses the line before the block runs rather than
+# have the ERR trap fail inside it, which would let the block go on past a failing command.
+_BEFORE = (
+    "__rb_before() { builtin printf '__RG%%s:0;' %s; " + _OWN_VARIABLES + "; "
+    'builtin trap -- "$__rb_trap" ERR; builtin set -E; }'
+)
+# Run after it, with its status kept in __rb_q and tracing off: the ERR trap is not wanted
+# any more; line editing goes off; the shell's own streams come back for the prompt (a
+# block may have redirected them: `exec 2>>file`; `command exec`, as `builtin exec` would
+# make the redirections last for itself only); the end mark, with the nonce given, waits
+# in __rb_e for the prompt.
+_AFTER = (
+    "__rb_after() { builtin trap - ERR; " + _NO_EDITING + "; " + _OWN_STREAMS + "; "
+    "command exec 1>&$__rb_out 2>&$__rb_err; "
+    'builtin printf -v __rb_e "__RE%s:%s;" "$1" "$__rb_q"; }'
+)
 
 # Runs on ERR: the block's own ERR handler first (with $? and tracing as they were), then
 # leave the sourced block (or the subshell it forked) with the failing status. A `return`
 # or `exit` inside a group undoes the group's redirection as it leaves.
 _TRAP = (
-    "{ __rb_s=$? __rb_t=$-; builtin set +x; } 2>/dev/null; "
+    "{ __rb_s=$? __rb_t=$-; \\builtin set +x; } 2>/dev/null; "
     # The first failing command's line in the block's own file: a retry can start at the
     # top-level command holding it.
     # Inside a function the block called, the line of that call.
@@ -57,12 +97,12 @@ _TRAP = (
     '[[ ${BASH_SOURCE[__rb_i]-} != "$__rb_file" ]] || __rb_line=$__rb_l; fi; '
     "if [[ -n ${__rb_err_user-} ]] && "
     '{ ((${#BASH_SOURCE[@]})) || [[ $BASHPID != "$__rb_pid" ]]; }; then '
-    "builtin eval -- '{ [[ $__rb_t != *x* ]] || builtin set -x; "
-    '__rb_status "$__rb_s"; } 2>/dev/null; \'"$__rb_err_user"; '
-    "{ __rb_t=$-; builtin set +x; } 2>/dev/null; fi; "
-    "{ [[ $__rb_t != *x* ]] || builtin set -x; "
-    'if [[ $BASHPID != "$__rb_pid" ]]; then builtin exit "$__rb_s"; '
-    'elif ((${#BASH_SOURCE[@]})); then builtin return "$__rb_s"; fi; } 2>/dev/null'
+    "\\builtin eval -- '{ [[ $__rb_t != *x* ]] || \\builtin set -x; "
+    '\\__rb_status "$__rb_s"; } 2>/dev/null; \'"$__rb_err_user"; '
+    "{ __rb_t=$-; \\builtin set +x; } 2>/dev/null; fi; "
+    "{ [[ $__rb_t != *x* ]] || \\builtin set -x; "
+    'if [[ $BASHPID != "$__rb_pid" ]]; then \\builtin exit "$__rb_s"; '
+    'elif ((${#BASH_SOURCE[@]})); then \\builtin return "$__rb_s"; fi; } 2>/dev/null'
 )
 # A block's `trap ACTION ERR` becomes its handler inside runbook's ERR trap, which stops the
 # block at its first failing command; other signals and forms go to the builtin as written.
@@ -170,30 +210,7 @@ class Sentinels:
         one write. Marks are made through %s so the echo of the line never holds one.
         """
         nonce = secrets.token_hex(8)
-        # The begin mark comes first: should the shell refuse the line (a block made one of
-        # runbook's variables read-only), it is refused at a prompt after the mark, where
-        # it ends the block as a failure, not before it, where it would be taken for the
-        # shell still reading the line. Setting them all refuses the line before the block
-        # runs rather than have the ERR trap fail inside it, which would let the block go
-        # on past a failing command.
-        line = (
-            b'builtin printf "__RG%s:0;" '
-            + self.token.encode()
-            + b"; "
-            + _OWN_VARIABLES.encode()
-            + b'; builtin trap -- "$__rb_trap" ERR; builtin set -E; '
-            + b'builtin source "$__rb_file"; '
-            + b"{ __rb_q=$? __rb_x=$-; builtin set +x; "
-            + _NO_EDITING
-            + b"; } 2>/dev/null; "
-            # The shell's own streams back, for the prompt: a block may have redirected
-            # them (`exec 2>>file`). `command exec`, as `builtin exec` would make the
-            # redirections last for itself only.
-            + b"command exec 1>&$__rb_out 2>&$__rb_err; "
-            + b'builtin printf -v __rb_e "__RE%s:%s;" '
-            + nonce.encode()
-            + b' "$__rb_q"'
-        )
+        line = _LINE + b" " + nonce.encode()
         return line, SentinelScanner(f"__RE{nonce}:".encode(), b";")
 
     def setup_line(self, delivery_setup: str) -> bytes:
@@ -214,10 +231,13 @@ class Sentinels:
             # The shell's own output and error streams, kept apart from the block's: a block
             # may redirect them (exec 2>>file), which must not hide the end mark or prompt.
             "command exec {__rb_out}>&1 {__rb_err}>&2",
+            "__rb_tty=; [[ ! -t $__rb_out ]] || __rb_tty=1",
             _DEFINE,
+            _BEFORE % token,
+            _AFTER,
             delivery_setup,
-            "builtin readonly PS1 PS2 PS0 __rb_pid __rb_out __rb_err __rb_trap",
-            "builtin readonly -f __rb_define __rb_status",
+            "builtin readonly PS1 PS2 PS0 __rb_pid __rb_out __rb_err __rb_tty __rb_trap",
+            "builtin readonly -f __rb_define __rb_status __rb_before __rb_after",
             # Last, so its status is the setup's: the block file's directory must exist.
             "[[ -d ${__rb_file%/*} && -w ${__rb_file%/*} ]]",
         ]
