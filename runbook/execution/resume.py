@@ -68,11 +68,11 @@ class Resume:
         """Look at the shell of ``key`` after ``code`` ran in it; record its state when it
         changed."""
         known = self._start.get(id(shell))
-        start = known[1] if known is not None else None
-        if start is None or not start.cwd or not shell.alive or not may_change(code):
+        if known is None or not known[1].cwd or not shell.alive or not may_change(code):
             return
+        restarts, start = known
         now = _look(shell)
-        if now is None or known is None or known[0] != shell.restarts:
+        if now is None or shell.restarts != restarts:
             # A fresh shell (the look found the old one unable to answer) holds nothing of
             # the guide's: what was recorded stays, to be given back to it.
             return

@@ -27,6 +27,9 @@ _VALUE_CHUNK = 1024
 # on as its first act. A group's commands trace to the group's redirection, so switching it
 # off leaves no trace of its own. A block that ended without its end mark (stopped, or its
 # line cut short) may have left tracing on: the next line then mutes and records it.
+# Text bash reads after the set-up (typed lines, the ERR trap, the block file's first line)
+# quotes its command names, so that no alias a block defines stands in for them; function
+# bodies were read at set-up, before any alias.
 _MUTE = "{ __rb_x=$-; \\builtin set +x; } 2>/dev/null"
 # The same, for a line whose block may have ended with its end mark (tracing then off, and
 # `__rb_x` already right) or without it.
@@ -54,10 +57,9 @@ _OWN_STREAMS = (
 )
 # The line that runs a block, the nonce of its end mark to follow. What comes before and
 # after the block's file runs in functions defined at set-up (_BEFORE, _AFTER): bash reads
-# a typed line one byte at a time, so each byte typed per block costs. Command names are
-# quoted so that no alias stands in for them. Between the block's file and the function
-# after it, the block's status and tracing are kept and tracing is turned off (the group's
-# redirection leaves no trace of that).
+# a typed line one byte at a time, so each byte typed per block costs. Between the block's
+# file and the function after it, the block's status and tracing are kept and tracing is
+# turned off (the group's redirection leaves no trace of that).
 _LINE = (
     b'\\__rb_before; \\builtin source "$__rb_file"; '
     b"{ __rb_q=$? __rb_x=$-; \\builtin set +x; } 2>/dev/null; \\__rb_after"
@@ -263,7 +265,7 @@ class Sentinels:
         # one read-only has bash refuse the whole line, so no mark comes and the shell is
         # replaced (see Session._settle).
         line = (
-            f"{_MUTE_IF_ON}; {_OWN_VARIABLES}; builtin printf '__RBSYNC%s\\n' {tag}".encode()
+            f"{_MUTE_IF_ON}; {_OWN_VARIABLES}; \\builtin printf '__RBSYNC%s\\n' {tag}".encode()
             + b"\n"
         )
         return line, f"__RBSYNC{tag}".encode()
@@ -273,7 +275,9 @@ def query_line(command: str) -> tuple[bytes, bytes, bytes]:
     """Return the line that runs ``command`` between two marks of fresh nonces, and the
     two marks: typed in pieces (%s), so the echo holds neither."""
     begin, end = secrets.token_hex(8), secrets.token_hex(8)
-    line = f"builtin printf '__RBQ%s\\n' {begin}; {command}; builtin printf '\\n__RBQ%s\\n' {end}"
+    line = (
+        f"\\builtin printf '__RBQ%s\\n' {begin}; {command}; \\builtin printf '\\n__RBQ%s\\n' {end}"
+    )
     check_typable(line, "a look at the shell")
     return line.encode() + b"\n", f"__RBQ{begin}".encode(), f"__RBQ{end}".encode()
 
